@@ -1,0 +1,36 @@
+//! The pty-mcp terminal engine: one implementation of "a byte stream in, a byte stream out, and
+//! a terminal between them", shared by every transport, the MCP server and the `ai-tmux` daemon.
+//!
+//! A [`Session`] owns a transport ([`transport::Connection`]); its reader task appends output to
+//! a bounded [`Transcript`] addressed by absolute [`Offset`]s and wakes waiters
+//! ([`Session::settle`], [`Session::wait_for`]). The [`Screen`] (a VT emulator) is derived from
+//! the transcript on demand, and [`text::clean`] renders byte ranges as plain text.
+//!
+//! The engine knows nothing of MCP, SSH or serial lines.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), engine::Error> {
+//! use engine::{Session, SessionConfig, transport::local::{self, LocalCommand}};
+//! let conn = local::spawn(&LocalCommand::parse("python3 -q")?)?;
+//! let session = Session::start(conn, SessionConfig::default());
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+mod error;
+pub mod keys;
+mod modes;
+pub mod prompt;
+mod screen;
+mod session;
+pub mod text;
+mod transcript;
+pub mod transport;
+mod wait;
+
+pub use error::Error;
+pub use modes::Modes;
+pub use screen::{Screen, ScreenView};
+pub use session::{Session, SessionConfig, Signal, State};
+pub use transcript::{Offset, Slice, Transcript};
+pub use wait::{Echo, LineMatch, PatternWait, Settle, Settled};

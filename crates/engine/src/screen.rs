@@ -1,0 +1,207 @@
+//! The screen: what a person would see now, from a VT emulator fed lazily from the transcript.
+//!
+//! Emulating every byte on the reader's path would cut a flood's throughput to about a third
+//! (measured: `vt100` parses 21–41 MiB/s, a PTY carries 50–90 MB/s). So the reader only appends
+//! to the transcript, and the emulator catches up from it when somebody looks at the screen.
+//! When it has fallen more than [`MAX_BEHIND`] behind, it is reset and replays only the newest
+//! [`REPLAY`] bytes, after re-entering the modes the scanner tracked (alternate screen, cursor
+//! keys, bracketed paste), which the skipped bytes might have set.
+
+use std::num::NonZeroU16;
+
+use crate::modes::Modes;
+use crate::transcript::{Offset, Transcript};
+
+/// How far the emulator may lag before catching up means replaying only the tail.
+pub const MAX_BEHIND: u64 = 1 << 20;
+/// How much is replayed after a reset.
+pub const REPLAY: usize = 256 << 10;
+/// Rows kept above the screen for `scrollback_lines`.
+const SCROLLBACK: usize = 2000;
+
+/// What a person sees on the terminal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScreenView {
+    /// The screen's rows, trailing blanks trimmed.
+    pub lines: Vec<String>,
+    /// Lines that scrolled off the top, oldest first (as many as were asked for and exist).
+    pub scrollback: Vec<String>,
+    /// Cursor row, 0-based.
+    pub cursor_row: u16,
+    /// Cursor column, 0-based.
+    pub cursor_col: u16,
+    /// Screen height.
+    pub rows: u16,
+    /// Screen width.
+    pub cols: u16,
+    /// Whether a full-screen program holds the alternate screen.
+    pub alt_screen: bool,
+}
+
+/// A VT emulator and how far into the transcript it has read.
+pub struct Screen {
+    parser: vt100::Parser,
+    /// Transcript offset of the next byte to feed.
+    fed: Offset,
+}
+
+fn size(n: u16) -> NonZeroU16 {
+    NonZeroU16::new(n).unwrap_or(NonZeroU16::MIN)
+}
+
+impl Screen {
+    /// A blank screen of the given size.
+    pub fn new(rows: u16, cols: u16) -> Screen {
+        Screen { parser: vt100::Parser::new(size(rows), size(cols), SCROLLBACK), fed: Offset(0) }
+    }
+
+    /// Feeds the emulator everything the transcript holds beyond what it has seen.
+    pub fn catch_up(&mut self, transcript: &std::sync::Mutex<Transcript>, modes: Modes) {
+        // Copy under the transcript's lock, emulate outside it so the reader never waits on us.
+        let (slice, reset) = {
+            let t = transcript.lock().unwrap_or_else(|e| e.into_inner());
+            if t.end() == self.fed {
+                return;
+            }
+            if self.fed < t.start() || t.end().since(self.fed) > MAX_BEHIND {
+                (t.tail(REPLAY), true)
+            } else {
+                (t.slice_to_end(self.fed), false)
+            }
+        };
+        if reset {
+            let (rows, cols) = self.parser.screen().size();
+            self.parser = vt100::Parser::new(rows, cols, SCROLLBACK);
+            self.parser.process(&modes.replay_prefix());
+        }
+        self.parser.process(&slice.bytes);
+        self.fed = slice.to();
+    }
+
+    /// Changes the size, as a terminal window resize does.
+    pub fn resize(&mut self, rows: u16, cols: u16) {
+        self.parser.screen_mut().set_size(size(rows), size(cols));
+    }
+
+    /// The current screen, with up to `scrollback_lines` lines from above it.
+    pub fn view(&mut self, scrollback_lines: usize) -> ScreenView {
+        let mut scrollback = Vec::new();
+        if scrollback_lines > 0 {
+            let screen = self.parser.screen_mut();
+            screen.set_scrollback(scrollback_lines);
+            let above = screen.scrollback();
+            let (_, cols) = screen.size();
+            scrollback = screen.rows(0, cols.get()).take(above).map(trim_end).collect();
+            screen.set_scrollback(0);
+        }
+        let screen = self.parser.screen();
+        let (rows, cols) = screen.size();
+        let (cursor_row, cursor_col) = screen.cursor_position();
+        ScreenView {
+            lines: screen.rows(0, cols.get()).map(trim_end).collect(),
+            scrollback,
+            cursor_row,
+            cursor_col,
+            rows: rows.get(),
+            cols: cols.get(),
+            alt_screen: screen.alternate_screen(),
+        }
+    }
+
+    /// The text of the cursor's row up to the cursor, including blanks before it (a prompt's
+    /// trailing space matters to recognising it).
+    pub fn cursor_line(&self) -> String {
+        let screen = self.parser.screen();
+        let (row, col) = screen.cursor_position();
+        let mut line = screen.rows(0, col).nth(row as usize).unwrap_or_default();
+        let have = line.chars().count();
+        line.extend(std::iter::repeat_n(' ', (col as usize).saturating_sub(have)));
+        line
+    }
+
+    /// The last non-blank row at or above the cursor, for telling what a program shows.
+    pub fn bottom_line(&self) -> String {
+        let screen = self.parser.screen();
+        let (row, _) = screen.cursor_position();
+        let (_, cols) = screen.size();
+        let rows: Vec<String> = screen.rows(0, cols.get()).take(row as usize + 1).collect();
+        rows.into_iter().rev().map(trim_end).find(|l| !l.is_empty()).unwrap_or_default()
+    }
+
+    /// Cursor position (row, column), 0-based.
+    pub fn cursor(&self) -> (u16, u16) {
+        self.parser.screen().cursor_position()
+    }
+
+    /// Whether a full-screen program holds the alternate screen.
+    pub fn is_alternate(&self) -> bool {
+        self.parser.screen().alternate_screen()
+    }
+
+    /// Whether the program switched cursor keys to application mode (read from the emulator).
+    pub fn application_cursor(&self) -> bool {
+        self.parser.screen().application_cursor()
+    }
+
+    /// Whether the program enabled bracketed paste.
+    pub fn bracketed_paste(&self) -> bool {
+        self.parser.screen().bracketed_paste()
+    }
+}
+
+fn trim_end(mut s: String) -> String {
+    s.truncate(s.trim_end().len());
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    fn screen_of(bytes: &[u8]) -> Screen {
+        let t = Mutex::new(Transcript::new(1 << 20));
+        t.lock().unwrap().append(bytes);
+        let mut s = Screen::new(5, 20);
+        s.catch_up(&t, Modes::default());
+        s
+    }
+
+    #[test]
+    fn draws_at_addressed_positions() {
+        let mut s = screen_of(b"\x1b[2J\x1b[3;5Hhello\x1b[1;1Htop");
+        let v = s.view(0);
+        assert_eq!(v.lines[2], "    hello");
+        assert_eq!(v.lines[0], "top");
+        assert_eq!((v.cursor_row, v.cursor_col), (0, 3));
+    }
+
+    #[test]
+    fn cursor_line_keeps_the_prompts_space() {
+        let s = screen_of(b"out\r\nuser@h:~$ ");
+        assert_eq!(s.cursor_line(), "user@h:~$ ");
+        assert_eq!(s.bottom_line(), "user@h:~$");
+    }
+
+    #[test]
+    fn scrollback_returns_lines_above_the_screen() {
+        let mut s = screen_of(b"1\r\n2\r\n3\r\n4\r\n5\r\n6\r\n7");
+        let v = s.view(2);
+        assert_eq!(v.scrollback, vec!["1", "2"]);
+        assert_eq!(v.lines[0], "3");
+    }
+
+    #[test]
+    fn a_reset_replays_the_tail_and_keeps_the_alternate_screen() {
+        let t = Mutex::new(Transcript::new(4 << 20));
+        let mut s = Screen::new(5, 20);
+        t.lock().unwrap().append(b"\x1b[?1049h");
+        t.lock().unwrap().append(&vec![b'x'; (MAX_BEHIND as usize) + 10]);
+        t.lock().unwrap().append(b"\x1b[Hfinal");
+        let modes = Modes { alt_screen: true, ..Modes::default() };
+        s.catch_up(&t, modes);
+        let v = s.view(0);
+        assert!(v.alt_screen);
+        assert!(v.lines[0].starts_with("final"));
+    }
+}

@@ -1,0 +1,371 @@
+//! A session: one terminal, whatever carries its bytes.
+//!
+//! One reader task owns the transport's read side. Each chunk is appended to the transcript,
+//! scanned for modes and queries, and then every waiter is woken through a `watch` channel.
+//! The screen is derived lazily from the transcript (see `screen.rs`).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::error::Error;
+use crate::modes::{ModeScanner, Modes, Query};
+use crate::prompt::{self, PromptKind};
+use crate::screen::{Screen, ScreenView};
+use crate::transcript::{Offset, Slice, Transcript};
+use crate::transport::{Connection, Control, Exit, Exited, Reader, Writer};
+
+/// How long output may keep arriving after the program exited (from its children still holding
+/// the terminal) before the session is declared ended.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(200);
+/// How long to wait for an exit status once the output stream has ended.
+const EXIT_STATUS_WAIT: Duration = Duration::from_secs(2);
+
+/// Sizes for a new session.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionConfig {
+    /// Terminal height.
+    pub rows: u16,
+    /// Terminal width.
+    pub cols: u16,
+    /// Bytes of transcript kept.
+    pub buffer_size: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig { rows: 40, cols: 120, buffer_size: 1 << 20 }
+    }
+}
+
+/// What waiters watch: how much output exists and whether more can come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signal {
+    /// The transcript's end offset.
+    pub end: Offset,
+    /// False once the transport has ended and all its output is in the transcript.
+    pub alive: bool,
+}
+
+/// What the program is doing, judged on the current screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// A shell or REPL prompt is waiting for a command.
+    AtPrompt,
+    /// A password or passphrase prompt.
+    PasswordPrompt,
+    /// A yes/no question.
+    Confirmation,
+    /// A pager waits for a key.
+    Pager,
+    /// A full-screen program holds the alternate screen.
+    FullScreen,
+    /// The program is working (or waiting in a way that is not recognised).
+    Running,
+    /// The program has ended.
+    Exited,
+}
+
+impl State {
+    /// The name agents see.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::AtPrompt => "at_prompt",
+            State::PasswordPrompt => "password_prompt",
+            State::Confirmation => "confirmation",
+            State::Pager => "pager",
+            State::FullScreen => "full_screen",
+            State::Running => "running",
+            State::Exited => "exited",
+        }
+    }
+}
+
+/// State shared between the session handle and its reader task.
+pub(crate) struct Shared {
+    pub(crate) transcript: Mutex<Transcript>,
+    screen: Mutex<Screen>,
+    scanner: Mutex<ModeScanner>,
+    pub(crate) signal: watch::Sender<Signal>,
+    exit: Mutex<Option<Exit>>,
+    /// The newest prompt seen at the cursor, for `last_prompt`.
+    last_prompt: Mutex<Option<String>>,
+    /// Where the next consuming read starts.
+    read_cursor: Mutex<Offset>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere must not take every later call down with it.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One terminal session.
+pub struct Session {
+    pub(crate) shared: Arc<Shared>,
+    writer: Arc<tokio::sync::Mutex<Writer>>,
+    control: Arc<dyn Control>,
+    /// Serialises operations that type into the terminal, so two calls never interleave keys.
+    input_lock: tokio::sync::Mutex<()>,
+    reader: JoinHandle<()>,
+}
+
+impl Session {
+    /// Starts a session over an open transport. Must be called within a tokio runtime.
+    pub fn start(conn: Connection, config: SessionConfig) -> Session {
+        let (signal, _) = watch::channel(Signal { end: Offset(0), alive: true });
+        let shared = Arc::new(Shared {
+            transcript: Mutex::new(Transcript::new(config.buffer_size)),
+            screen: Mutex::new(Screen::new(config.rows, config.cols)),
+            scanner: Mutex::new(ModeScanner::default()),
+            signal,
+            exit: Mutex::new(None),
+            last_prompt: Mutex::new(None),
+            read_cursor: Mutex::new(Offset(0)),
+        });
+        let writer = Arc::new(tokio::sync::Mutex::new(conn.writer));
+        let reader = tokio::spawn(read_loop(shared.clone(), conn.reader, conn.exited, writer.clone()));
+        Session { shared, writer, control: conn.control, input_lock: tokio::sync::Mutex::new(()), reader }
+    }
+
+    /// Takes the per-session input lock; hold it across "type, then wait for the answer".
+    pub async fn lock_input(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.input_lock.lock().await
+    }
+
+    /// Writes `bytes` to the terminal, returning the transcript end as it was just before, so
+    /// that everything the program answers lies after it.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] when the session has ended, [`Error::WriteTimedOut`] when the program
+    /// does not read its input before `deadline`, [`Error::Io`] when the write fails.
+    pub async fn write(&self, bytes: &[u8], deadline: Instant) -> Result<Offset, Error> {
+        if !self.is_alive() {
+            return Err(Error::Closed);
+        }
+        let start = self.end();
+        let mut writer = tokio::time::timeout_at(deadline, self.writer.lock()).await.map_err(|_| Error::WriteTimedOut)?;
+        let write = async {
+            writer.write_all(bytes).await?;
+            writer.flush().await
+        };
+        match tokio::time::timeout_at(deadline, write).await {
+            Ok(Ok(())) => Ok(start),
+            Ok(Err(_)) if !self.is_alive() => Err(Error::Closed),
+            Ok(Err(e)) => Err(Error::Io(e)),
+            Err(_) => Err(Error::WriteTimedOut),
+        }
+    }
+
+    /// The transcript's end: the offset the next output byte will have.
+    pub fn end(&self) -> Offset {
+        self.shared.signal.borrow().end
+    }
+
+    /// Whether more output can come.
+    pub fn is_alive(&self) -> bool {
+        self.shared.signal.borrow().alive
+    }
+
+    /// How the program ended, once it has and the status is known.
+    pub fn exit(&self) -> Option<Exit> {
+        *lock(&self.shared.exit)
+    }
+
+    /// A receiver that changes whenever output arrives or the session ends.
+    pub fn subscribe(&self) -> watch::Receiver<Signal> {
+        self.shared.signal.subscribe()
+    }
+
+    /// Copies at most `max` bytes of output from `from`.
+    pub fn slice(&self, from: Offset, max: usize) -> Slice {
+        lock(&self.shared.transcript).slice(from, max)
+    }
+
+    /// Offset of the oldest byte still held.
+    pub fn oldest(&self) -> Offset {
+        lock(&self.shared.transcript).start()
+    }
+
+    /// Where the next consuming read begins.
+    pub fn read_cursor(&self) -> Offset {
+        *lock(&self.shared.read_cursor)
+    }
+
+    /// Moves the read cursor forward to `to` (never backward).
+    pub fn advance_read_cursor(&self, to: Offset) {
+        let mut c = lock(&self.shared.read_cursor);
+        *c = (*c).max(to);
+    }
+
+    /// The modes the program has set (alternate screen, cursor keys, bracketed paste).
+    pub fn modes(&self) -> Modes {
+        lock(&self.shared.scanner).modes()
+    }
+
+    fn caught_up_screen(&self) -> MutexGuard<'_, Screen> {
+        let modes = self.modes();
+        let mut screen = lock(&self.shared.screen);
+        screen.catch_up(&self.shared.transcript, modes);
+        screen
+    }
+
+    /// What a person sees now, with up to `scrollback_lines` lines from above the screen.
+    pub fn screen(&self, scrollback_lines: usize) -> ScreenView {
+        self.caught_up_screen().view(scrollback_lines)
+    }
+
+    /// What the line at the cursor asks for, if it is a recognised prompt.
+    pub fn prompt(&self) -> Option<(PromptKind, String)> {
+        let screen = self.caught_up_screen();
+        if screen.is_alternate() {
+            // In a full-screen program only pagers have a recognisable bottom line.
+            let bottom = screen.bottom_line();
+            return (prompt::classify(&bottom) == Some(PromptKind::Pager)).then(|| (PromptKind::Pager, bottom));
+        }
+        let line = screen.cursor_line();
+        drop(screen);
+        let kind = prompt::classify(&line)?;
+        let text = line.trim().to_string();
+        *lock(&self.shared.last_prompt) = Some(text.clone());
+        Some((kind, text))
+    }
+
+    /// The program's state, judged on the current screen, and the newest prompt seen.
+    pub fn state(&self) -> (State, Option<String>) {
+        let state = if !self.is_alive() {
+            State::Exited
+        } else {
+            match self.prompt() {
+                Some((PromptKind::Shell | PromptKind::Login, _)) => State::AtPrompt,
+                Some((PromptKind::Password, _)) => State::PasswordPrompt,
+                Some((PromptKind::Confirmation, _)) => State::Confirmation,
+                Some((PromptKind::Pager, _)) => State::Pager,
+                None if self.modes().alt_screen => State::FullScreen,
+                None => State::Running,
+            }
+        };
+        (state, lock(&self.shared.last_prompt).clone())
+    }
+
+    /// Whether the terminal echoes input (`None` when the transport cannot tell).
+    pub fn echo(&self) -> Option<bool> {
+        self.control.echo()
+    }
+
+    /// Resizes the terminal and the screen.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] on an ended session, [`Error::Io`] when the transport refuses.
+    pub fn resize(&self, rows: u16, cols: u16) -> Result<(), Error> {
+        if !self.is_alive() {
+            return Err(Error::Closed);
+        }
+        // Bytes written before the resize were laid out at the old size.
+        let mut screen = self.caught_up_screen();
+        self.control.resize(rows, cols)?;
+        screen.resize(rows, cols);
+        Ok(())
+    }
+
+    /// Ends the session: stops the program and its children and wakes every waiter.
+    pub fn close(&self) {
+        self.control.terminate();
+        self.reader.abort();
+        self.shared.signal.send_modify(|s| s.alive = false);
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// The reader task: drains the transport until it ends, then records the exit status.
+async fn read_loop(shared: Arc<Shared>, mut reader: Reader, mut exited: Exited, writer: Arc<tokio::sync::Mutex<Writer>>) {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut exit: Option<Option<Exit>> = None;
+    let mut drain_deadline = Instant::now();
+    loop {
+        tokio::select! {
+            read = reader.read(&mut buf) => match read {
+                // Linux reports a PTY whose other side closed as EIO: that is the end too.
+                Ok(0) | Err(_) => break,
+                Ok(n) => ingest(&shared, &buf[..n], &writer),
+            },
+            status = &mut exited, if exit.is_none() => {
+                exit = Some(status);
+                drain_deadline = Instant::now() + DRAIN_AFTER_EXIT;
+            }
+            _ = tokio::time::sleep_until(drain_deadline), if exit.is_some() => break,
+        }
+    }
+    let status = match exit {
+        Some(status) => status,
+        None => tokio::time::timeout(EXIT_STATUS_WAIT, exited).await.ok().flatten(),
+    };
+    *lock(&shared.exit) = status;
+    shared.signal.send_modify(|s| s.alive = false);
+}
+
+/// Appends a chunk, answers the queries in it, and wakes the waiters.
+fn ingest(shared: &Shared, chunk: &[u8], writer: &Arc<tokio::sync::Mutex<Writer>>) {
+    let end = {
+        let mut t = lock(&shared.transcript);
+        t.append(chunk);
+        t.end()
+    };
+    let mut queries = Vec::new();
+    let modes = {
+        let mut scanner = lock(&shared.scanner);
+        scanner.scan(chunk, &mut queries);
+        scanner.modes()
+    };
+    if !queries.is_empty() {
+        let answer = {
+            let mut screen = lock(&shared.screen);
+            screen.catch_up(&shared.transcript, modes);
+            answer_queries(&queries, screen.cursor())
+        };
+        let writer = writer.clone();
+        // Answer without holding up the reader; the program is blocked reading the reply.
+        tokio::spawn(async move {
+            let mut w = writer.lock().await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                w.write_all(&answer).await?;
+                w.flush().await
+            })
+            .await;
+        });
+    }
+    shared.signal.send_modify(|s| s.end = end);
+}
+
+/// The bytes a terminal sends back for `queries`, given the cursor (row, column).
+fn answer_queries(queries: &[Query], (row, col): (u16, u16)) -> Vec<u8> {
+    let mut out = Vec::new();
+    for q in queries {
+        match q {
+            Query::CursorPosition => out.extend_from_slice(format!("\x1b[{};{}R", row + 1, col + 1).as_bytes()),
+            Query::Status => out.extend_from_slice(b"\x1b[0n"),
+            // A VT220-class terminal with no options, as xterm answers with a minimal config.
+            Query::PrimaryAttributes => out.extend_from_slice(b"\x1b[?62;22c"),
+            Query::SecondaryAttributes => out.extend_from_slice(b"\x1b[>1;10;0c"),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_cursor_position_one_based() {
+        assert_eq!(answer_queries(&[Query::CursorPosition], (4, 9)), b"\x1b[5;10R");
+    }
+}

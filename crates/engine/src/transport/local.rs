@@ -1,0 +1,160 @@
+//! Local programs on a pseudo-terminal of their own (`pty-process`, tokio-native).
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::{Connection, Control, Exit};
+use crate::error::Error;
+
+/// What to run on a local PTY.
+#[derive(Debug, Clone)]
+pub struct LocalCommand {
+    /// The program, found on `PATH` when it has no slash.
+    pub program: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Working directory; the server's own when `None`.
+    pub cwd: Option<PathBuf>,
+    /// Extra environment variables (after `TERM=xterm-256color`).
+    pub env: Vec<(String, String)>,
+    /// Terminal height.
+    pub rows: u16,
+    /// Terminal width.
+    pub cols: u16,
+}
+
+impl LocalCommand {
+    /// Parses a command line the way a shell splits words (`"ping -c 3 localhost"`, quotes and
+    /// backslashes). A line using shell syntax (pipes, redirections, `;`, `&&`, `$VAR`, globs) is
+    /// run by `/bin/sh -c` so that it means what it would mean typed at a shell.
+    pub fn parse(line: &str) -> Result<LocalCommand, Error> {
+        let line = line.trim();
+        if line.is_empty() {
+            return Err(Error::InvalidCommand("the command is empty".into()));
+        }
+        let words = shell_words::split(line).map_err(|e| Error::InvalidCommand(format!("cannot parse the command line: {e}")))?;
+        let shell_syntax = line.chars().any(|c| matches!(c, '|' | '&' | ';' | '<' | '>' | '$' | '`' | '*' | '?' | '(' | ')'));
+        let (program, args) = if shell_syntax {
+            ("/bin/sh".to_string(), vec!["-c".to_string(), line.to_string()])
+        } else {
+            let mut words = words.into_iter();
+            let program = words.next().unwrap_or_default();
+            (program, words.collect())
+        };
+        Ok(LocalCommand { program, args, cwd: None, env: Vec::new(), rows: 40, cols: 120 })
+    }
+}
+
+/// Starts `cmd` on a new PTY, as the leader of a new session (so its process group can be
+/// stopped as a whole).
+pub fn spawn(cmd: &LocalCommand) -> Result<Connection, Error> {
+    let spawn_err = |e: pty_process::Error| Error::Spawn { program: cmd.program.clone(), source: io::Error::other(e.to_string()) };
+    let (pty, pts) = pty_process::open().map_err(spawn_err)?;
+    pty.resize(pty_process::Size::new(cmd.rows, cmd.cols)).map_err(spawn_err)?;
+    let mut command = pty_process::Command::new(&cmd.program)
+        .args(&cmd.args)
+        .env("TERM", "xterm-256color")
+        .envs(cmd.env.iter().map(|(k, v)| (k, v)))
+        .kill_on_drop(true);
+    if let Some(cwd) = &cmd.cwd {
+        command = command.current_dir(cwd);
+    }
+    let mut child = command.spawn(pts).map_err(|e| match e {
+        pty_process::Error::Io(source) => Error::Spawn { program: cmd.program.clone(), source },
+        other => spawn_err(other),
+    })?;
+    let pid = child.id().ok_or_else(|| Error::Spawn { program: cmd.program.clone(), source: io::Error::other("the child exited at once") })?;
+    let fd = pty.as_fd().try_clone_to_owned().map_err(|source| Error::Spawn { program: cmd.program.clone(), source })?;
+    let (reader, writer) = pty.into_split();
+    let exited = Box::pin(async move {
+        let status = child.wait().await.ok()?;
+        Some(Exit { code: status.code(), signal: status.signal() })
+    });
+    Ok(Connection {
+        reader: Box::pin(reader),
+        writer: Box::pin(writer),
+        control: Arc::new(LocalControl { master: fd, session: pid as i32 }),
+        exited,
+    })
+}
+
+/// Control of a local PTY through a duplicate of its master descriptor.
+struct LocalControl {
+    master: OwnedFd,
+    /// Session id of the child: its pid, since it called `setsid`.
+    session: i32,
+}
+
+impl Control for LocalControl {
+    fn resize(&self, rows: u16, cols: u16) -> io::Result<()> {
+        let size = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        // SAFETY: TIOCSWINSZ reads a winsize from a valid pointer; the descriptor is ours.
+        let rc = unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+        if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    }
+
+    fn echo(&self) -> Option<bool> {
+        // SAFETY: tcgetattr fills a termios we own; on Linux the master reports the slave's flags.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            (libc::tcgetattr(self.master.as_raw_fd(), &mut t) == 0).then(|| t.c_lflag & libc::ECHO != 0)
+        }
+    }
+
+    fn terminate(&self) {
+        // Interactive shells put each job in a process group of its own, so signalling the
+        // leader's group is not enough: stop every process of the terminal's session.
+        kill_session(self.session, libc::SIGHUP);
+        kill_session(self.session, libc::SIGCONT);
+        kill_session(self.session, libc::SIGKILL);
+    }
+}
+
+/// Sends `signal` to every process whose session id is `sid`.
+fn kill_session(sid: i32, signal: i32) {
+    // SAFETY: kill has no memory effects; a stale pid at worst yields ESRCH.
+    unsafe { libc::kill(-sid, signal) };
+    let Ok(dir) = std::fs::read_dir("/proc") else { return };
+    for entry in dir.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        if let Some(s) = process_session(pid)
+            && s == sid
+        {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, signal) };
+        }
+    }
+}
+
+/// The session id of `pid`, from `/proc/<pid>/stat` (field 6, after the parenthesised name).
+fn process_session(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(3)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_command_lines_like_a_shell() {
+        let c = LocalCommand::parse("ping -c 3 'local host'").unwrap();
+        assert_eq!(c.program, "ping");
+        assert_eq!(c.args, ["-c", "3", "local host"]);
+        let c = LocalCommand::parse("seq 1 10 | tail -1").unwrap();
+        assert_eq!((c.program.as_str(), c.args[0].as_str()), ("/bin/sh", "-c"));
+        assert!(LocalCommand::parse("  ").is_err());
+        assert!(LocalCommand::parse("echo 'unterminated").is_err());
+    }
+
+    #[test]
+    fn reads_its_own_session_id() {
+        // SAFETY: getsid(0) only reads.
+        let sid = unsafe { libc::getsid(0) };
+        assert_eq!(process_session(std::process::id() as i32), Some(sid));
+    }
+}

@@ -1,0 +1,53 @@
+//! What carries a session's bytes. A transport is a byte stream in, a byte stream out, and a
+//! small control surface; everything else (transcript, screen, waiting) is the engine's.
+
+pub mod local;
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// How a session's program ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    /// The exit status, when the program exited normally.
+    pub code: Option<i32>,
+    /// The signal that killed it, when one did.
+    pub signal: Option<i32>,
+}
+
+/// The read side of a transport.
+pub type Reader = Pin<Box<dyn AsyncRead + Send>>;
+/// The write side of a transport.
+pub type Writer = Pin<Box<dyn AsyncWrite + Send>>;
+/// Resolves when the far end has ended, with its exit status when it is known.
+pub type Exited = Pin<Box<dyn Future<Output = Option<Exit>> + Send>>;
+
+/// Operations on a transport besides reading and writing.
+pub trait Control: Send + Sync + 'static {
+    /// Tells the far end the terminal's new size.
+    fn resize(&self, rows: u16, cols: u16) -> io::Result<()>;
+
+    /// Whether the terminal echoes what is typed; `None` where the transport cannot tell.
+    fn echo(&self) -> Option<bool> {
+        None
+    }
+
+    /// Ends the far end: hangs up the terminal and stops its processes.
+    fn terminate(&self);
+}
+
+/// An open transport, ready to be handed to a [`crate::Session`].
+pub struct Connection {
+    /// Output from the far end.
+    pub reader: Reader,
+    /// Input to the far end.
+    pub writer: Writer,
+    /// Resize, echo query, termination.
+    pub control: Arc<dyn Control>,
+    /// Resolves when the far end has ended.
+    pub exited: Exited,
+}
