@@ -70,8 +70,7 @@ pub fn parse_key(word: &str) -> Result<Key, KeyError> {
     let mut key = Key { base: Base::Char(' '), ctrl: false, alt: false, shift: false };
     let mut rest = word;
     // Peel modifiers; a lone "+" or "-" (or one at the end) is the character itself.
-    loop {
-        let Some(sep) = rest.find(['+', '-']).filter(|&i| i > 0 && i + 1 < rest.len()) else { break };
+    while let Some(sep) = rest.find(['+', '-']).filter(|&i| i > 0 && i + 1 < rest.len()) {
         match rest[..sep].to_ascii_lowercase().as_str() {
             "ctrl" | "control" | "c" => key.ctrl = true,
             "alt" | "meta" | "m" => key.alt = true,

@@ -156,15 +156,7 @@ mod tests {
     #[test]
     fn finds_queries_split_across_chunks() {
         let (_, q) = scan_all(&[b"abc\x1b[", b"6n", b"\x1b[c\x1b[>c\x1b[5n"]);
-        assert_eq!(
-            q,
-            vec![
-                Query::CursorPosition,
-                Query::PrimaryAttributes,
-                Query::SecondaryAttributes,
-                Query::Status
-            ]
-        );
+        assert_eq!(q, vec![Query::CursorPosition, Query::PrimaryAttributes, Query::SecondaryAttributes, Query::Status]);
         let (m, _) = scan_all(&[b"\x1b", b"[?10", b"49h"]);
         assert!(m.alt_screen);
     }

@@ -93,7 +93,19 @@ mod tests {
 
     #[test]
     fn shells_and_repls() {
-        for p in ["user@host:~$ ", "root@box:/tmp# ", "% ", "bash-5.2$ ", ">>> ", "... ", "mysql> ", "(Pdb) ", "switch>", "R1(config)#", "In [3]: "] {
+        for p in [
+            "user@host:~$ ",
+            "root@box:/tmp# ",
+            "% ",
+            "bash-5.2$ ",
+            ">>> ",
+            "... ",
+            "mysql> ",
+            "(Pdb) ",
+            "switch>",
+            "R1(config)#",
+            "In [3]: ",
+        ] {
             assert_eq!(classify(p), Some(Shell), "{p:?}");
         }
     }
@@ -104,7 +116,10 @@ mod tests {
         assert_eq!(classify("Password:"), Some(Password));
         assert_eq!(classify("Enter passphrase for key '/k': "), Some(Password));
         assert_eq!(classify("Continue? [y/N] "), Some(Confirmation));
-        assert_eq!(classify("Are you sure you want to continue connecting (yes/no/[fingerprint])? "), Some(Confirmation));
+        assert_eq!(
+            classify("Are you sure you want to continue connecting (yes/no/[fingerprint])? "),
+            Some(Confirmation)
+        );
         assert_eq!(classify(" --More-- "), Some(Pager));
         assert_eq!(classify("(END)"), Some(Pager));
         assert_eq!(classify("lines 1-40"), Some(Pager));
@@ -114,7 +129,13 @@ mod tests {
 
     #[test]
     fn ordinary_output_is_not_a_prompt() {
-        for l in ["", "hello world", "compiling 3 of 10", "total 42", "a long sentence that happens to end with a hash sign, see issue #"] {
+        for l in [
+            "",
+            "hello world",
+            "compiling 3 of 10",
+            "total 42",
+            "a long sentence that happens to end with a hash sign, see issue #",
+        ] {
             assert_eq!(classify(l), None, "{l:?}");
         }
     }

@@ -147,7 +147,8 @@ impl Session {
             return Err(Error::Closed);
         }
         let start = self.end();
-        let mut writer = tokio::time::timeout_at(deadline, self.writer.lock()).await.map_err(|_| Error::WriteTimedOut)?;
+        let mut writer =
+            tokio::time::timeout_at(deadline, self.writer.lock()).await.map_err(|_| Error::WriteTimedOut)?;
         let write = async {
             writer.write_all(bytes).await?;
             writer.flush().await
@@ -224,7 +225,7 @@ impl Session {
         if screen.is_alternate() {
             // In a full-screen program only pagers have a recognisable bottom line.
             let bottom = screen.bottom_line();
-            return (prompt::classify(&bottom) == Some(PromptKind::Pager)).then(|| (PromptKind::Pager, bottom));
+            return (prompt::classify(&bottom) == Some(PromptKind::Pager)).then_some((PromptKind::Pager, bottom));
         }
         let line = screen.cursor_line();
         drop(screen);
@@ -286,7 +287,12 @@ impl Drop for Session {
 }
 
 /// The reader task: drains the transport until it ends, then records the exit status.
-async fn read_loop(shared: Arc<Shared>, mut reader: Reader, mut exited: Exited, writer: Arc<tokio::sync::Mutex<Writer>>) {
+async fn read_loop(
+    shared: Arc<Shared>,
+    mut reader: Reader,
+    mut exited: Exited,
+    writer: Arc<tokio::sync::Mutex<Writer>>,
+) {
     let mut buf = vec![0u8; 64 << 10];
     let mut exit: Option<Option<Exit>> = None;
     let mut drain_deadline = Instant::now();

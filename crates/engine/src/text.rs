@@ -144,11 +144,9 @@ impl Perform for LineRenderer {
                     self.line[self.col..end].fill(' ');
                 }
             }
-            '@' => {
-                if self.col <= self.line.len() {
-                    let n = first_param(params, 1);
-                    self.line.splice(self.col..self.col, std::iter::repeat_n(' ', n));
-                }
+            '@' if self.col <= self.line.len() => {
+                let n = first_param(params, 1);
+                self.line.splice(self.col..self.col, std::iter::repeat_n(' ', n));
             }
             _ => {}
         }

@@ -13,7 +13,7 @@ pub struct Offset(pub u64);
 
 impl Offset {
     /// The offset `n` bytes further on.
-    pub fn add(self, n: usize) -> Offset {
+    pub fn plus(self, n: usize) -> Offset {
         Offset(self.0 + n as u64)
     }
 
@@ -43,7 +43,7 @@ pub struct Slice {
 impl Slice {
     /// The offset just after the returned bytes.
     pub fn to(&self) -> Offset {
-        self.from.add(self.bytes.len())
+        self.from.plus(self.bytes.len())
     }
 }
 
@@ -69,7 +69,7 @@ impl Transcript {
         let bytes = if bytes.len() > self.capacity {
             // Only the newest `capacity` bytes can be kept; the rest are lost at once.
             let skip = bytes.len() - self.capacity;
-            self.start = self.end().add(skip);
+            self.start = self.end().plus(skip);
             self.buf.clear();
             &bytes[skip..]
         } else {
@@ -78,7 +78,7 @@ impl Transcript {
         let overflow = (self.buf.len() + bytes.len()).saturating_sub(self.capacity);
         if overflow > 0 {
             self.buf.drain(..overflow);
-            self.start = self.start.add(overflow);
+            self.start = self.start.plus(overflow);
         }
         self.buf.extend(bytes);
     }
@@ -90,7 +90,7 @@ impl Transcript {
 
     /// Offset just after the newest byte: the total number of bytes ever appended.
     pub fn end(&self) -> Offset {
-        self.start.add(self.buf.len())
+        self.start.plus(self.buf.len())
     }
 
     /// Copies at most `max` bytes starting at `from` (clamped to what exists).

@@ -126,7 +126,8 @@ impl Session {
     /// unfinished last line is tried too (prompts like `Password:` end without a newline).
     pub async fn wait_for(&self, pattern: &Regex, from: Offset, echo: &Echo, deadline: Instant) -> PatternWait {
         let mut rx = self.subscribe();
-        let mut scanner = LineScanner { next: from.max(self.oldest()), echo: echo.lines.iter().rev().cloned().collect() };
+        let mut scanner =
+            LineScanner { next: from.max(self.oldest()), echo: echo.lines.iter().rev().cloned().collect() };
         loop {
             let signal = *rx.borrow_and_update();
             if let Some(m) = scanner.scan(self, pattern) {
@@ -158,7 +159,7 @@ impl Session {
         const LOOK_BACK: u64 = 64 << 10;
         let from = Offset(at.0.saturating_sub(LOOK_BACK));
         let slice = self.slice(from, at.since(from) as usize);
-        let mut lines: Vec<String> = slice.bytes.split(|&b| b == b'\n').map(|l| text::clean(l)).collect();
+        let mut lines: Vec<String> = slice.bytes.split(|&b| b == b'\n').map(text::clean).collect();
         // The piece after the last newline is empty when `at` is a line start.
         if lines.last().is_some_and(|l| l.is_empty()) {
             lines.pop();
@@ -173,7 +174,7 @@ impl Session {
             return Vec::new();
         }
         let slice = self.slice(at, 64 << 10);
-        let mut lines: Vec<String> = slice.bytes.split(|&b| b == b'\n').take(n).map(|l| text::clean(l)).collect();
+        let mut lines: Vec<String> = slice.bytes.split(|&b| b == b'\n').take(n).map(text::clean).collect();
         if lines.last().is_some_and(|l| l.is_empty()) {
             lines.pop();
         }
@@ -203,13 +204,13 @@ impl LineScanner {
             };
             let line = text::clean(raw);
             let line = line.strip_suffix('\n').unwrap_or(&line).trim_end_matches('\r');
-            let line_start = slice.from.add(pos);
+            let line_start = slice.from.plus(pos);
             if let Some(expected) = self.echo.last() {
                 if complete {
                     if line.contains(expected.as_str()) {
                         self.echo.pop();
                         pos += raw.len();
-                        self.next = slice.from.add(pos);
+                        self.next = slice.from.plus(pos);
                         continue;
                     }
                     // Not the echo (echo is off, or the program printed first): stop skipping.
@@ -220,13 +221,13 @@ impl LineScanner {
                 }
             }
             if pattern.is_match(line) {
-                return Some(LineMatch { line: line.to_string(), line_start, line_end: line_start.add(raw.len()) });
+                return Some(LineMatch { line: line.to_string(), line_start, line_end: line_start.plus(raw.len()) });
             }
             if !complete {
                 return None;
             }
             pos += raw.len();
-            self.next = slice.from.add(pos);
+            self.next = slice.from.plus(pos);
         }
         None
     }

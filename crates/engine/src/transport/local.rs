@@ -35,8 +35,10 @@ impl LocalCommand {
         if line.is_empty() {
             return Err(Error::InvalidCommand("the command is empty".into()));
         }
-        let words = shell_words::split(line).map_err(|e| Error::InvalidCommand(format!("cannot parse the command line: {e}")))?;
-        let shell_syntax = line.chars().any(|c| matches!(c, '|' | '&' | ';' | '<' | '>' | '$' | '`' | '*' | '?' | '(' | ')'));
+        let words = shell_words::split(line)
+            .map_err(|e| Error::InvalidCommand(format!("cannot parse the command line: {e}")))?;
+        let shell_syntax =
+            line.chars().any(|c| matches!(c, '|' | '&' | ';' | '<' | '>' | '$' | '`' | '*' | '?' | '(' | ')'));
         let (program, args) = if shell_syntax {
             ("/bin/sh".to_string(), vec!["-c".to_string(), line.to_string()])
         } else {
@@ -51,7 +53,8 @@ impl LocalCommand {
 /// Starts `cmd` on a new PTY, as the leader of a new session (so its process group can be
 /// stopped as a whole).
 pub fn spawn(cmd: &LocalCommand) -> Result<Connection, Error> {
-    let spawn_err = |e: pty_process::Error| Error::Spawn { program: cmd.program.clone(), source: io::Error::other(e.to_string()) };
+    let spawn_err =
+        |e: pty_process::Error| Error::Spawn { program: cmd.program.clone(), source: io::Error::other(e.to_string()) };
     let (pty, pts) = pty_process::open().map_err(spawn_err)?;
     pty.resize(pty_process::Size::new(cmd.rows, cmd.cols)).map_err(spawn_err)?;
     let mut command = pty_process::Command::new(&cmd.program)
@@ -66,8 +69,12 @@ pub fn spawn(cmd: &LocalCommand) -> Result<Connection, Error> {
         pty_process::Error::Io(source) => Error::Spawn { program: cmd.program.clone(), source },
         other => spawn_err(other),
     })?;
-    let pid = child.id().ok_or_else(|| Error::Spawn { program: cmd.program.clone(), source: io::Error::other("the child exited at once") })?;
-    let fd = pty.as_fd().try_clone_to_owned().map_err(|source| Error::Spawn { program: cmd.program.clone(), source })?;
+    let pid = child.id().ok_or_else(|| Error::Spawn {
+        program: cmd.program.clone(),
+        source: io::Error::other("the child exited at once"),
+    })?;
+    let fd =
+        pty.as_fd().try_clone_to_owned().map_err(|source| Error::Spawn { program: cmd.program.clone(), source })?;
     let (reader, writer) = pty.into_split();
     let exited = Box::pin(async move {
         let status = child.wait().await.ok()?;
@@ -100,7 +107,7 @@ impl Control for LocalControl {
         // SAFETY: tcgetattr fills a termios we own; on Linux the master reports the slave's flags.
         unsafe {
             let mut t: libc::termios = std::mem::zeroed();
-            (libc::tcgetattr(self.master.as_raw_fd(), &mut t) == 0).then(|| t.c_lflag & libc::ECHO != 0)
+            (libc::tcgetattr(self.master.as_raw_fd(), &mut t) == 0).then_some(t.c_lflag & libc::ECHO != 0)
         }
     }
 

@@ -1,0 +1,61 @@
+//! Tool errors as agents see them: `{code, message, retryable}` with the Go pty-mcp's codes.
+
+use serde::Serialize;
+
+/// The error codes of the Go pty-mcp, which agents and scripts already match on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Code {
+    /// No session has that id.
+    SessionNotFound,
+    /// The session has ended.
+    SessionClosed,
+    /// The server's session limit is reached (retryable once a session is closed).
+    SessionLimitReached,
+    /// A parameter is missing, malformed or out of range.
+    InvalidParams,
+    /// The program could not be started on a PTY.
+    PtyOpenFailed,
+    /// Writing to the terminal failed.
+    WriteFailed,
+    /// Anything else.
+    InternalError,
+}
+
+/// A failed tool call.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolError {
+    /// What kind of failure, for programs.
+    pub code: Code,
+    /// What happened and what to do, for people and agents.
+    pub message: String,
+    /// Whether the same call may succeed later.
+    pub retryable: bool,
+}
+
+impl ToolError {
+    /// An error with `retryable` false.
+    pub fn new(code: Code, message: impl Into<String>) -> ToolError {
+        ToolError { code, message: message.into(), retryable: false }
+    }
+
+    /// A parameter problem.
+    pub fn invalid(message: impl Into<String>) -> ToolError {
+        ToolError::new(Code::InvalidParams, message)
+    }
+}
+
+impl From<engine::Error> for ToolError {
+    fn from(e: engine::Error) -> ToolError {
+        use engine::Error as E;
+        let code = match &e {
+            E::Spawn { .. } => Code::PtyOpenFailed,
+            E::InvalidCommand(_) => Code::InvalidParams,
+            E::Closed => Code::SessionClosed,
+            E::WriteTimedOut | E::Io(_) => Code::WriteFailed,
+            _ => Code::InternalError,
+        };
+        let retryable = matches!(e, E::WriteTimedOut);
+        ToolError { code, message: e.to_string(), retryable }
+    }
+}

@@ -1,0 +1,142 @@
+//! The session table: ids, limits and lifecycle. Tools find sessions here and nowhere else.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use engine::Session;
+
+use crate::error::{Code, ToolError};
+
+/// Sessions one server may hold at once (as the Go pty-mcp).
+pub const MAX_SESSIONS: usize = 50;
+/// An ended session nobody has looked at for this long is forgotten.
+const ENDED_RETENTION: Duration = Duration::from_secs(30 * 60);
+
+/// A session and what the agent knows it by.
+pub struct Entry {
+    /// 16 hex characters.
+    pub id: String,
+    /// `local` (later `ssh`, `serial`, `remote`).
+    pub kind: &'static str,
+    /// What runs there: the command line of a local session.
+    pub target: String,
+    /// The terminal.
+    pub session: Session,
+    /// When it was created.
+    pub created_at: SystemTime,
+    last_used: Mutex<SystemTime>,
+}
+
+impl Entry {
+    /// When a tool last used it.
+    pub fn last_used(&self) -> SystemTime {
+        *self.last_used.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn touch(&self) {
+        *self.last_used.lock().unwrap_or_else(|e| e.into_inner()) = SystemTime::now();
+    }
+}
+
+/// All sessions of one server.
+pub struct SessionManager {
+    sessions: Mutex<HashMap<String, Arc<Entry>>>,
+}
+
+impl Default for SessionManager {
+    fn default() -> Self {
+        SessionManager { sessions: Mutex::new(HashMap::new()) }
+    }
+}
+
+impl SessionManager {
+    /// Registers a session made by `open`, which runs only when there is room.
+    ///
+    /// # Errors
+    /// `SESSION_LIMIT_REACHED` when [`MAX_SESSIONS`] are open; whatever `open` returns.
+    pub fn create(
+        &self,
+        kind: &'static str,
+        target: String,
+        open: impl FnOnce() -> Result<Session, ToolError>,
+    ) -> Result<Arc<Entry>, ToolError> {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        forget_old_ended(&mut sessions);
+        if sessions.len() >= MAX_SESSIONS {
+            let ended = sessions.values().filter(|e| !e.session.is_alive()).count();
+            return Err(ToolError {
+                code: Code::SessionLimitReached,
+                message: format!(
+                    "{MAX_SESSIONS} sessions are open ({ended} of them ended); close sessions you no longer need"
+                ),
+                retryable: true,
+            });
+        }
+        let session = open()?;
+        let id = loop {
+            let id = format!("{:016x}", rand::random::<u64>());
+            if !sessions.contains_key(&id) {
+                break id;
+            }
+        };
+        let now = SystemTime::now();
+        let entry =
+            Arc::new(Entry { id: id.clone(), kind, target, session, created_at: now, last_used: Mutex::new(now) });
+        sessions.insert(id, entry.clone());
+        Ok(entry)
+    }
+
+    /// Finds a session and marks it used.
+    ///
+    /// # Errors
+    /// `SESSION_NOT_FOUND` for an unknown id.
+    pub fn get(&self, id: &str) -> Result<Arc<Entry>, ToolError> {
+        let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = sessions.get(id.trim()).cloned().ok_or_else(|| not_found(id))?;
+        entry.touch();
+        Ok(entry)
+    }
+
+    /// Removes a session from the table; the caller closes it.
+    ///
+    /// # Errors
+    /// `SESSION_NOT_FOUND` for an unknown id.
+    pub fn remove(&self, id: &str) -> Result<Arc<Entry>, ToolError> {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.remove(id.trim()).ok_or_else(|| not_found(id))
+    }
+
+    /// Every session, oldest first.
+    pub fn list(&self) -> Vec<Arc<Entry>> {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        forget_old_ended(&mut sessions);
+        let mut all: Vec<_> = sessions.values().cloned().collect();
+        all.sort_by_key(|e| e.created_at);
+        all
+    }
+
+    /// Closes every session (at shutdown).
+    pub fn close_all(&self) {
+        let drained: Vec<_> = self.sessions.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
+        for (_, entry) in drained {
+            entry.session.close();
+        }
+    }
+}
+
+fn not_found(id: &str) -> ToolError {
+    ToolError::new(
+        Code::SessionNotFound,
+        format!("no session with id {:?}; list_sessions shows the open ones", id.chars().take(64).collect::<String>()),
+    )
+}
+
+/// Live sessions are never reaped for idleness (a long job must not be killed because the agent
+/// was quiet); ended ones are forgotten once nobody has looked at them for a while.
+fn forget_old_ended(sessions: &mut HashMap<String, Arc<Entry>>) {
+    let now = SystemTime::now();
+    sessions.retain(|_, e| {
+        e.session.is_alive() || now.duration_since(e.last_used()).unwrap_or_default() < ENDED_RETENTION
+    });
+}

@@ -1,0 +1,145 @@
+//! Tool parameters: the Go pty-mcp's names and defaults, plus our additive ones.
+//! Doc comments here become the JSON schema descriptions agents read.
+
+use std::collections::BTreeMap;
+
+use rmcp::schemars::{self, JsonSchema};
+use serde::Deserialize;
+
+use crate::lenient;
+
+/// Parameters naming just a session.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SessionParams {
+    /// The session id returned by a create_* tool.
+    pub session_id: String,
+}
+
+/// Parameters of `create_local_session`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct CreateLocalParams {
+    /// Command line to run, parsed like a shell would ("python3 -q", "ping -c 3 localhost");
+    /// lines with pipes, redirections or variables run under /bin/sh -c. Default: /bin/bash.
+    pub command: Option<String>,
+    /// Extra arguments appended after those in `command`, passed as they are (no parsing).
+    pub args: Option<Vec<String>>,
+    /// Working directory. Default: the server's.
+    pub cwd: Option<String>,
+    /// Extra environment variables. TERM is xterm-256color unless set here.
+    pub env: Option<BTreeMap<String, String>>,
+    /// Terminal height in rows (default 40, at most 500).
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub rows: Option<i64>,
+    /// Terminal width in columns (default 120, at most 1000).
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub cols: Option<i64>,
+    /// Not supported yet: session logs arrive with a later release.
+    pub log_file: Option<String>,
+    /// Log rotation size in MB (with log_file).
+    #[allow(dead_code, reason = "read once session logs land")]
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub log_max_size: Option<i64>,
+    /// Rotated log files kept (with log_file).
+    #[allow(dead_code, reason = "read once session logs land")]
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub log_max_files: Option<i64>,
+}
+
+/// Parameters of `send_input`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct SendInputParams {
+    /// The session id.
+    pub session_id: String,
+    /// Text to type. Enter is pressed after it unless `raw` is true.
+    pub input: String,
+    /// How long to wait for the command to finish, in milliseconds (default 5000, at most 30000
+    /// unless wait_for is used). A command still running then returns is_complete:false with
+    /// the output so far; continue with read_output.
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub timeout_ms: Option<i64>,
+    /// Send the input exactly as given, without pressing Enter (for keystrokes inside programs).
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub raw: Option<bool>,
+    /// Regex to wait for in the output (the echo of the input itself never matches). Invalid
+    /// regexes are matched as literal text, with a warning.
+    pub wait_for: Option<String>,
+    /// Seconds to wait for `wait_for` (default 10, at most 600).
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub wait_for_timeout: Option<i64>,
+    /// Quiet period in milliseconds that ends the wait when no prompt is recognised (default 300).
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub settle_ms: Option<i64>,
+    /// Cap on the returned text in bytes (default 65536): head and tail are kept and the middle
+    /// is replaced by a note with the cursor to fetch it from.
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub max_output_bytes: Option<i64>,
+}
+
+/// Parameters of `read_output`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct ReadOutputParams {
+    /// The session id.
+    pub session_id: String,
+    /// Seconds to wait: for output to settle (default mode) or for `wait_for` (default 5, at most 600).
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub timeout: Option<i64>,
+    /// Cursor mode: return output from this absolute offset without waiting and without
+    /// consuming it. Use the `cursor` of an earlier result.
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub since_cursor: Option<i64>,
+    /// Cursor mode: at most this many bytes of raw output (default 65536).
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub max_bytes: Option<i64>,
+    /// Wait mode: regex to wait for in unread output (invalid regexes match as literal text).
+    pub wait_for: Option<String>,
+    /// Wait mode: lines of context to return before and after the matching line (0-50).
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub context_lines: Option<i64>,
+    /// Wait mode: the last N lines of output to return as `tail` (0-100).
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub tail_lines: Option<i64>,
+    /// Screen mode: return the screen as a person sees it now (rows, cursor, alternate screen)
+    /// instead of the output stream. Consumes nothing.
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub screen: Option<bool>,
+    /// Screen mode: also return up to this many lines that scrolled off the top (at most 2000).
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub scrollback_lines: Option<i64>,
+    /// Settle mode: quiet period in milliseconds when no prompt is recognised (default 300).
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub settle_ms: Option<i64>,
+    /// Cap on the returned text in bytes (default 65536).
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub max_output_bytes: Option<i64>,
+}
+
+/// Parameters of `send_control`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct SendControlParams {
+    /// The session id.
+    pub session_id: String,
+    /// Key or space-separated keys: ctrl+c, ctrl+d, ctrl+z, ctrl+l, ctrl+r, enter, tab, escape,
+    /// up, down, left, right, and also any character, ctrl+<letter>, alt+<key>, shift+tab,
+    /// f1-f12, home, end, pageup, pagedown, insert, delete, backspace, space
+    /// (e.g. "escape : w q enter").
+    pub key: String,
+    /// How long to wait for the program to settle afterwards, in milliseconds (default 5000).
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub timeout_ms: Option<i64>,
+    /// Cap on the returned text in bytes (default 65536).
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub max_output_bytes: Option<i64>,
+}
+
+/// Parameters of `resize_session`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct ResizeParams {
+    /// The session id.
+    pub session_id: String,
+    /// New height in rows (1-500).
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub rows: Option<i64>,
+    /// New width in columns (1-1000).
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub cols: Option<i64>,
+}

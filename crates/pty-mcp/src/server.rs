@@ -1,0 +1,200 @@
+//! The MCP face of pty-mcp: tool declarations, and the wrapper every call goes through
+//! (cancellation, progress on long waits, result shaping). The work is in `tools.rs`.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::handler::server::{tool::ToolRouter, wrapper::Parameters};
+use rmcp::model::{
+    CallToolResult, ContentBlock, Implementation, ProgressNotificationParam, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, ServerHandler, tool, tool_handler, tool_router};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::error::{Code, ToolError};
+use crate::manager::SessionManager;
+use crate::params::*;
+use crate::tools::{self, Settings};
+
+/// How often a long wait reports progress to a client that asked for it.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+const INSTRUCTIONS: &str = "pty-mcp gives you real interactive terminals. Start one with \
+create_local_session, type commands with send_input (it returns when the program is back at a \
+prompt, with the output and whether it completed), press keys with send_control, and read more \
+with read_output: by default it waits for output to settle; with wait_for it waits for a regex; \
+with since_cursor it re-reads from a cursor; with screen:true it shows the screen of full-screen \
+programs (top, vim, less). Every result carries a cursor (absolute byte offset): nothing is lost \
+or repeated between reads. Close sessions you no longer need.";
+
+/// The MCP server: a session table and the tools over it.
+#[derive(Clone)]
+pub struct PtyMcp {
+    manager: Arc<SessionManager>,
+    settings: Settings,
+    tool_router: ToolRouter<PtyMcp>,
+}
+
+impl PtyMcp {
+    /// A server over `manager`.
+    pub fn new(manager: Arc<SessionManager>, settings: Settings) -> PtyMcp {
+        PtyMcp { manager, settings, tool_router: Self::tool_router() }
+    }
+}
+
+/// Turns a tool's outcome into a result: the seed's pretty JSON as text, the same value as
+/// structured content (wrapped in an object when it is not one).
+fn to_result<T: Serialize>(outcome: Result<T, ToolError>) -> CallToolResult {
+    let (value, is_error) = match outcome {
+        Ok(v) => (serde_json::to_value(v).unwrap_or_else(|e| json!({"error": e.to_string()})), false),
+        Err(e) => (json!(e), true),
+    };
+    let text = serde_json::to_string_pretty(&value).unwrap_or_default();
+    let structured = if value.is_object() { value } else { json!({ "result": value }) };
+    let mut result =
+        if is_error { CallToolResult::structured_error(structured) } else { CallToolResult::structured(structured) };
+    result.content = vec![ContentBlock::text(text)];
+    result
+}
+
+/// Runs a tool body: stops at `notifications/cancelled`, and sends progress every few seconds
+/// while it runs when the client gave a progress token.
+async fn run<T: Serialize>(
+    ctx: RequestContext<RoleServer>,
+    total: Option<Duration>,
+    body: impl Future<Output = Result<T, ToolError>>,
+) -> CallToolResult {
+    let token = ctx.meta.get_progress_token();
+    let started = tokio::time::Instant::now();
+    let mut ticker = tokio::time::interval_at(started + PROGRESS_EVERY, PROGRESS_EVERY);
+    let mut body = std::pin::pin!(body);
+    loop {
+        tokio::select! {
+            outcome = &mut body => return to_result(outcome),
+            _ = ctx.ct.cancelled() => {
+                // The response is dropped by rmcp; what matters is that the wait stops here.
+                return to_result::<Value>(Err(ToolError::new(Code::InternalError, "cancelled by the client")));
+            }
+            _ = ticker.tick(), if token.is_some() => {
+                let elapsed = started.elapsed().as_secs_f64();
+                let mut param = ProgressNotificationParam::new(token.clone().expect("checked"), elapsed)
+                    .with_message(format!("waiting for output, {elapsed:.0}s so far"));
+                if let Some(total) = total {
+                    param = param.with_total(total.as_secs_f64());
+                }
+                let _ = ctx.peer.notify_progress(param).await;
+            }
+        }
+    }
+}
+
+fn secs(s: Option<i64>, default: u64) -> Option<Duration> {
+    Some(Duration::from_secs(s.map_or(default, |s| s.clamp(0, 600) as u64)))
+}
+
+#[tool_router]
+impl PtyMcp {
+    #[tool(
+        description = "Start a local program on its own terminal (default /bin/bash; also python3, node, \
+        mysql, ssh, any command line). Returns session_id once the program shows its first prompt.",
+        annotations(title = "Create local session", read_only_hint = false, destructive_hint = false, open_world_hint = false)
+    )]
+    async fn create_local_session(
+        &self,
+        Parameters(p): Parameters<CreateLocalParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        run(ctx, None, tools::create_local_session(&self.manager, self.settings, p)).await
+    }
+
+    #[tool(
+        description = "Type input into a session and press Enter (unless raw:true), then wait until the program \
+        is back at a prompt (is_complete:true), goes quiet, exits, or timeout_ms passes. With wait_for, wait \
+        for a regex in the output instead. Returns the output as clean text and cursors.",
+        annotations(title = "Send input", read_only_hint = false, destructive_hint = true, open_world_hint = false)
+    )]
+    async fn send_input(&self, Parameters(p): Parameters<SendInputParams>, ctx: RequestContext<RoleServer>) -> CallToolResult {
+        let total = p.wait_for.as_ref().and_then(|_| secs(p.wait_for_timeout, 10));
+        run(ctx, total, tools::send_input(&self.manager, p)).await
+    }
+
+    #[tool(
+        description = "Read a session's output. Default: wait (up to timeout seconds) for output to settle and \
+        return what was not read yet. since_cursor: re-read raw output from a cursor without waiting or \
+        consuming. wait_for: wait for a regex in unread output, with context_lines and tail_lines. \
+        screen:true: the screen as a person sees it (for top, vim, less, menus).",
+        annotations(title = "Read output", read_only_hint = true, destructive_hint = false, open_world_hint = false)
+    )]
+    async fn read_output(&self, Parameters(p): Parameters<ReadOutputParams>, ctx: RequestContext<RoleServer>) -> CallToolResult {
+        let total = secs(p.timeout, 5);
+        run(ctx, total, tools::read_output(&self.manager, p)).await
+    }
+
+    #[tool(
+        description = "Press keys in a session: ctrl+c, ctrl+d, ctrl+z, enter, tab, escape, arrows, f1-f12, \
+        pageup, any character, alt+x, or a space-separated sequence such as \"escape : w q enter\". Returns \
+        new output, and the screen when a full-screen program is active.",
+        annotations(title = "Send keys", read_only_hint = false, destructive_hint = true, open_world_hint = false)
+    )]
+    async fn send_control(&self, Parameters(p): Parameters<SendControlParams>, ctx: RequestContext<RoleServer>) -> CallToolResult {
+        run(ctx, None, tools::send_control(&self.manager, p)).await
+    }
+
+    #[tool(
+        description = "Change a session's terminal size (rows 1-500, cols 1-1000); the program is told (SIGWINCH).",
+        annotations(title = "Resize terminal", read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn resize_session(&self, Parameters(p): Parameters<ResizeParams>) -> CallToolResult {
+        to_result(tools::resize_session(&self.manager, p))
+    }
+
+    #[tool(
+        description = "What a session is doing now: state (at_prompt, password_prompt, confirmation, pager, \
+        full_screen, running, exited), last_prompt, is_alive, exit_code, cursor and unread bytes.",
+        annotations(title = "Session state", read_only_hint = true, open_world_hint = false)
+    )]
+    async fn get_session_state(&self, Parameters(p): Parameters<SessionParams>) -> CallToolResult {
+        to_result(self.manager.get(&p.session_id).map(|e| tools::session_info(&e, false)))
+    }
+
+    #[tool(
+        description = "List the server's sessions with their type, target, state and whether they are alive.",
+        annotations(title = "List sessions", read_only_hint = true, open_world_hint = false)
+    )]
+    async fn list_sessions(&self) -> CallToolResult {
+        let list: Vec<_> = self.manager.list().iter().map(|e| tools::session_info(e, true)).collect();
+        to_result(Ok::<_, ToolError>(list))
+    }
+
+    #[tool(
+        description = "Close a session: its program and every process it started are stopped.",
+        annotations(title = "Close session", read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn close_session(&self, Parameters(p): Parameters<SessionParams>) -> CallToolResult {
+        to_result(tools::close_session(&self.manager, &p.session_id, false))
+    }
+
+    #[tool(
+        description = "Detach from a session, leaving its program running where the transport allows it \
+        (persistent SSH sessions). A local session cannot outlive the server and is closed.",
+        annotations(title = "Detach session", read_only_hint = false, destructive_hint = true, open_world_hint = false)
+    )]
+    async fn detach_session(&self, Parameters(p): Parameters<SessionParams>) -> CallToolResult {
+        to_result(tools::close_session(&self.manager, &p.session_id, true))
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for PtyMcp {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(
+                Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+                    .with_title("pty-mcp: interactive terminals for agents"),
+            )
+            .with_instructions(INSTRUCTIONS)
+    }
+}

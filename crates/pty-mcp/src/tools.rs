@@ -1,0 +1,677 @@
+//! What each tool does: validate, call the engine, shape the reply. No MCP types in here; the
+//! server (`server.rs`) turns these results and errors into tool results.
+
+use std::time::{Duration, SystemTime};
+
+use engine::transport::local::{self, LocalCommand};
+use engine::{Echo, Offset, PatternWait, Session, SessionConfig, Settle, Settled, keys};
+use regex::{Regex, RegexBuilder};
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::error::ToolError;
+use crate::manager::{Entry, SessionManager};
+use crate::params::*;
+use crate::reply::{self, DEFAULT_MAX_OUTPUT, Rendered};
+
+/// Quiet that confirms a recognised prompt: long enough for a program to print its next line,
+/// short enough not to be felt.
+const PROMPT_CONFIRM: Duration = Duration::from_millis(20);
+/// Quiet that ends a wait when no prompt is recognised (the Go version's value).
+const DEFAULT_SETTLE: Duration = Duration::from_millis(300);
+/// How long typing may block on a program that does not read its input.
+const WRITE_DEADLINE: Duration = Duration::from_secs(10);
+/// Input larger than this is refused: it is a mistake, not a command.
+const MAX_INPUT: usize = 1 << 20;
+/// How long a new session may take to show its first prompt.
+const BANNER_WAIT: Duration = Duration::from_secs(2);
+
+/// Server-wide settings the tools read.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Transcript bytes per session.
+    pub buffer_size: usize,
+}
+
+/// Collects notes about clamped or reinterpreted parameters for the reply.
+#[derive(Debug, Default)]
+pub struct Warnings(pub Vec<String>);
+
+impl Warnings {
+    /// `value` clamped to `[min, max]`, or `default` when absent; a clamp is reported.
+    fn clamp(&mut self, name: &str, value: Option<i64>, default: i64, min: i64, max: i64) -> i64 {
+        let Some(v) = value else { return default };
+        let c = v.clamp(min, max);
+        if c != v {
+            self.0.push(format!("{name} {v} is out of range; {c} was used"));
+        }
+        c
+    }
+}
+
+fn ms(v: i64) -> Duration {
+    Duration::from_millis(v.max(0) as u64)
+}
+
+/// Compiles an agent's pattern with bounded size; an invalid one becomes a literal match.
+pub fn compile_pattern(pattern: &str, warnings: &mut Warnings) -> Result<Regex, ToolError> {
+    let build = |p: &str| RegexBuilder::new(p).size_limit(1 << 20).dfa_size_limit(1 << 20).nest_limit(64).build();
+    match build(pattern) {
+        Ok(re) => Ok(re),
+        Err(e) => {
+            let reason = e.to_string().lines().last().unwrap_or_default().trim().to_string();
+            warnings.0.push(format!("wait_for is not a valid regex ({reason}); it was matched as literal text"));
+            build(&regex::escape(pattern))
+                .map_err(|_| ToolError::invalid("wait_for is too large to match, even as literal text"))
+        }
+    }
+}
+
+fn exit_fields(session: &Session) -> (Option<i32>, Option<i32>) {
+    session.exit().map(|e| (e.code, e.signal)).unwrap_or_default()
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// Output and where it lies in the transcript: the reply of send_input, send_control and the
+/// settle mode of read_output.
+#[derive(Debug, Default, Serialize)]
+pub struct OutputReply {
+    /// Clean text (escape sequences removed, redraws resolved).
+    pub output: String,
+    /// Where the next read continues (absolute byte offset).
+    pub cursor: u64,
+    /// Offset where this output begins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor_start: Option<u64>,
+    /// Offset where this output ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor_end: Option<u64>,
+    /// Whether the program is still running.
+    pub is_alive: bool,
+    /// Whether the program finished answering (a prompt came back, output went quiet, or it exited).
+    pub is_complete: bool,
+    /// How completion was judged: prompt, quiet, exited or timeout.
+    pub completion: &'static str,
+    /// What the program is doing now.
+    pub state: &'static str,
+    /// Exit status, once the program has ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Signal that ended the program, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_signal: Option<i32>,
+    /// Bytes lost before they could be read (ring overflow).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lost_bytes: u64,
+    /// Bytes left out of the middle of `output` (see the note inside it).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub omitted_bytes: u64,
+    /// The full-screen program's screen, when one is active.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub screen: Option<String>,
+    /// Clamped parameters and other notes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn completion(s: Settled) -> &'static str {
+    match s {
+        Settled::Prompt => "prompt",
+        Settled::Quiet => "quiet",
+        Settled::Exited => "exited",
+        Settled::TimedOut => "timeout",
+    }
+}
+
+impl OutputReply {
+    fn new(session: &Session, r: Rendered, settled: Settled, warnings: Warnings) -> OutputReply {
+        let (exit_code, exit_signal) = exit_fields(session);
+        OutputReply {
+            output: r.text,
+            cursor: r.to.0,
+            cursor_start: Some(r.from.0),
+            cursor_end: Some(r.to.0),
+            is_alive: session.is_alive(),
+            is_complete: settled.is_complete(),
+            completion: completion(settled),
+            state: session.state().0.as_str(),
+            exit_code,
+            exit_signal,
+            lost_bytes: r.lost,
+            omitted_bytes: r.omitted,
+            screen: None,
+            warnings: warnings.0,
+        }
+    }
+}
+
+/// The reply of a pattern wait (`wait_for`).
+#[derive(Debug, Default, Serialize)]
+pub struct WaitReply {
+    /// Whether the pattern was found.
+    pub matched: bool,
+    /// True when the time ran out first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timed_out: Option<bool>,
+    /// The matching line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub match_line: Option<String>,
+    /// The matching line with `context_lines` lines before and after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// Where the next read continues: after the matching line, or the end when nothing matched.
+    pub cursor: u64,
+    /// Where the search began.
+    pub cursor_start: u64,
+    /// The output from `cursor_start` to `cursor` (send_input only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// The last `tail_lines` lines of output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tail: Option<String>,
+    /// Why the wait failed, e.g. the session ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Whether output was lost to the ring before it could be searched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_truncated: Option<bool>,
+    /// Whether the program is still running.
+    pub is_alive: bool,
+    /// Whether the program is done (matched or exited).
+    pub is_complete: bool,
+    /// What the program is doing now.
+    pub state: &'static str,
+    /// Exit status, once the program has ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Notes such as a regex matched literally.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+/// Reply of `create_local_session`.
+#[derive(Debug, Serialize)]
+pub struct Created {
+    /// Use this id in every other tool.
+    pub session_id: String,
+    /// `local`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The command line that runs.
+    pub command: String,
+    /// What the program printed while starting (its banner and first prompt).
+    pub output: String,
+    /// Where the next read continues.
+    pub cursor: u64,
+    /// What the program is doing after start-up (usually at_prompt).
+    pub state: &'static str,
+    /// Terminal size.
+    pub rows: u16,
+    /// Terminal size.
+    pub cols: u16,
+}
+
+/// Starts a local program on a PTY.
+pub async fn create_local_session(
+    manager: &SessionManager,
+    settings: Settings,
+    p: CreateLocalParams,
+) -> Result<Created, ToolError> {
+    if p.log_file.is_some() {
+        return Err(ToolError::invalid("log_file is not supported yet by this version of pty-mcp"));
+    }
+    let line = p.command.as_deref().filter(|c| !c.trim().is_empty()).unwrap_or("/bin/bash");
+    let mut cmd = LocalCommand::parse(line)?;
+    cmd.args.extend(p.args.unwrap_or_default());
+    cmd.rows = size_param("rows", p.rows, 40, 500)?;
+    cmd.cols = size_param("cols", p.cols, 120, 1000)?;
+    cmd.env = p.env.unwrap_or_default().into_iter().collect();
+    if let Some(cwd) = p.cwd.filter(|c| !c.is_empty()) {
+        if !std::path::Path::new(&cwd).is_dir() {
+            return Err(ToolError::invalid(format!("cwd {cwd:?} is not a directory")));
+        }
+        cmd.cwd = Some(cwd.into());
+    }
+    let config = SessionConfig { rows: cmd.rows, cols: cmd.cols, buffer_size: settings.buffer_size };
+    let target = line.to_string();
+    let entry = manager.create("local", target.clone(), || Ok(Session::start(local::spawn(&cmd)?, config)))?;
+    // Let the program draw its first prompt, so the first command is not typed into a shell
+    // still reading its startup files. A recognised prompt ends this within milliseconds.
+    let settle = Settle { from: Offset(0), quiet: DEFAULT_SETTLE, confirm: PROMPT_CONFIRM, require_output: true };
+    entry.session.settle(settle, Instant::now() + BANNER_WAIT).await;
+    let banner = reply::render(&entry.session, Offset(0), entry.session.end(), DEFAULT_MAX_OUTPUT);
+    entry.session.advance_read_cursor(banner.to);
+    Ok(Created {
+        session_id: entry.id.clone(),
+        kind: "local",
+        command: target,
+        output: banner.text,
+        cursor: banner.to.0,
+        state: entry.session.state().0.as_str(),
+        rows: cmd.rows,
+        cols: cmd.cols,
+    })
+}
+
+fn size_param(name: &str, value: Option<i64>, default: u16, max: u16) -> Result<u16, ToolError> {
+    match value {
+        None => Ok(default),
+        Some(v) if v <= 0 => Err(ToolError::invalid("rows and cols must be positive integers")),
+        Some(v) if v > max as i64 => Err(ToolError::invalid(format!("{name} {v} is too large (at most {max})"))),
+        Some(v) => Ok(v as u16),
+    }
+}
+
+/// Either reply of send_input.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum SendReply {
+    /// Without wait_for.
+    Output(OutputReply),
+    /// With wait_for.
+    Wait(WaitReply),
+}
+
+/// Types input (and Enter), then waits for the answer or for a pattern.
+pub async fn send_input(manager: &SessionManager, p: SendInputParams) -> Result<SendReply, ToolError> {
+    let entry = manager.get(&p.session_id)?;
+    let session = &entry.session;
+    if p.input.len() > MAX_INPUT {
+        return Err(ToolError::invalid(format!(
+            "input is {} bytes; at most {MAX_INPUT} can be typed in one call",
+            p.input.len()
+        )));
+    }
+    let mut warnings = Warnings::default();
+    let pattern = p.wait_for.as_deref().filter(|w| !w.is_empty()).map(|w| compile_pattern(w, &mut warnings)).transpose()?;
+    let timeout = warnings.clamp("timeout_ms", p.timeout_ms, 5000, 0, 30_000);
+    let wait_timeout = warnings.clamp("wait_for_timeout", p.wait_for_timeout, 10, 0, 600);
+    let settle_ms = warnings.clamp("settle_ms", p.settle_ms, 300, 10, 60_000);
+    let cap = warnings.clamp("max_output_bytes", p.max_output_bytes, DEFAULT_MAX_OUTPUT as i64, 256, 16 << 20) as usize;
+
+    let mut bytes = p.input.clone().into_bytes();
+    if !p.raw.unwrap_or(false) {
+        bytes.push(b'\r');
+    }
+    let _typing = session.lock_input().await;
+    let unread = session.read_cursor();
+    let start = session.write(&bytes, Instant::now() + WRITE_DEADLINE).await?;
+    if unread < start {
+        warnings.0.push(format!(
+            "{} bytes of earlier output were never read; read them with read_output since_cursor={}",
+            start.since(unread),
+            unread
+        ));
+    }
+
+    if let Some(pattern) = pattern {
+        let deadline = Instant::now() + Duration::from_secs(wait_timeout as u64);
+        let outcome = session.wait_for(&pattern, start, &Echo::of(&p.input), deadline).await;
+        let mut reply = wait_reply(session, start, outcome, 0, 0, warnings);
+        let r = reply::render(session, start, Offset(reply.cursor), cap);
+        reply.output = Some(r.text);
+        session.advance_read_cursor(Offset(reply.cursor));
+        return Ok(SendReply::Wait(reply));
+    }
+
+    let opts = Settle { from: start, quiet: ms(settle_ms), confirm: PROMPT_CONFIRM, require_output: true };
+    let settled = session.settle(opts, Instant::now() + ms(timeout)).await;
+    let end = session.end();
+    let rendered = reply::render(session, start, end, cap);
+    session.advance_read_cursor(rendered.to);
+    Ok(SendReply::Output(OutputReply::new(session, rendered, settled, warnings)))
+}
+
+fn wait_reply(
+    session: &Session,
+    from: Offset,
+    outcome: PatternWait,
+    context_lines: usize,
+    tail_lines: usize,
+    mut warnings: Warnings,
+) -> WaitReply {
+    let (exit_code, _) = exit_fields(session);
+    let mut reply = WaitReply {
+        cursor_start: from.0,
+        is_truncated: (session.oldest() > from).then_some(true),
+        exit_code,
+        ..WaitReply::default()
+    };
+    match outcome {
+        PatternWait::Matched(m) => {
+            reply.matched = true;
+            reply.is_complete = true;
+            reply.cursor = m.line_end.0;
+            if context_lines > 0 {
+                let mut lines = session.lines_before(m.line_start, context_lines);
+                lines.push(m.line.clone());
+                lines.extend(session.lines_after(m.line_end, context_lines));
+                reply.context = Some(lines.join("\n"));
+            }
+            reply.match_line = Some(m.line);
+        }
+        PatternWait::TimedOut => {
+            reply.timed_out = Some(true);
+            reply.cursor = session.end().0;
+        }
+        PatternWait::Exited => {
+            reply.is_complete = true;
+            reply.cursor = session.end().0;
+            reply.error = Some("the session ended before the pattern appeared".into());
+        }
+    }
+    if tail_lines > 0 {
+        reply.tail = Some(session.lines_before(session.end(), tail_lines).join("\n"));
+    }
+    reply.is_alive = session.is_alive();
+    reply.state = session.state().0.as_str();
+    reply.warning = (!warnings.0.is_empty()).then(|| std::mem::take(&mut warnings.0).join("; "));
+    reply
+}
+
+/// The screen as a person sees it.
+#[derive(Debug, Serialize)]
+pub struct ScreenReply {
+    /// The screen's rows joined by newlines (trailing blanks and blank bottom rows trimmed).
+    pub screen: String,
+    /// Lines that scrolled off the top, oldest first, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scrollback: Option<String>,
+    /// Cursor row, 0-based.
+    pub cursor_row: u16,
+    /// Cursor column, 0-based.
+    pub cursor_col: u16,
+    /// Screen height.
+    pub rows: u16,
+    /// Screen width.
+    pub cols: u16,
+    /// Whether a full-screen program holds the alternate screen.
+    pub alt_screen: bool,
+    /// Transcript offset the screen reflects (nothing is consumed).
+    pub cursor: u64,
+    /// Whether the program is still running.
+    pub is_alive: bool,
+    /// What the program is doing now.
+    pub state: &'static str,
+}
+
+fn screen_text(lines: &[String]) -> String {
+    let used = lines.iter().rposition(|l| !l.is_empty()).map_or(0, |i| i + 1);
+    lines[..used].join("\n")
+}
+
+/// Either reply of read_output.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ReadReply {
+    /// Settle mode.
+    Output(OutputReply),
+    /// Cursor mode.
+    Cursor(CursorReply),
+    /// Wait mode.
+    Wait(WaitReply),
+    /// Screen mode.
+    Screen(ScreenReply),
+}
+
+/// Reply of read_output's cursor mode.
+#[derive(Debug, Serialize)]
+pub struct CursorReply {
+    /// Clean text of the bytes read.
+    pub output: String,
+    /// Offset just after them: pass it as since_cursor to continue.
+    pub cursor: u64,
+    /// Whether more output exists after `cursor`.
+    pub has_more: bool,
+    /// Whether bytes after since_cursor had already fallen off the ring.
+    pub is_truncated: bool,
+    /// How many such bytes were lost.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lost_bytes: u64,
+    /// Whether the program is still running.
+    pub is_alive: bool,
+    /// Notes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// Reads output in one of four modes: screen, cursor, wait_for, or settle (the default).
+pub async fn read_output(manager: &SessionManager, p: ReadOutputParams) -> Result<ReadReply, ToolError> {
+    let entry = manager.get(&p.session_id)?;
+    let session = &entry.session;
+    let mut warnings = Warnings::default();
+    let cap = warnings.clamp("max_output_bytes", p.max_output_bytes, DEFAULT_MAX_OUTPUT as i64, 256, 16 << 20) as usize;
+
+    if p.screen.unwrap_or(false) {
+        let scrollback = warnings.clamp("scrollback_lines", p.scrollback_lines, 0, 0, 2000) as usize;
+        let view = session.screen(scrollback);
+        return Ok(ReadReply::Screen(ScreenReply {
+            screen: screen_text(&view.lines),
+            scrollback: (scrollback > 0).then(|| view.scrollback.join("\n")),
+            cursor_row: view.cursor_row,
+            cursor_col: view.cursor_col,
+            rows: view.rows,
+            cols: view.cols,
+            alt_screen: view.alt_screen,
+            cursor: session.end().0,
+            is_alive: session.is_alive(),
+            state: session.state().0.as_str(),
+        }));
+    }
+
+    if let Some(since) = p.since_cursor {
+        if since < 0 {
+            return Err(ToolError::invalid("since_cursor must be a cursor returned by an earlier call (>= 0)"));
+        }
+        let max = warnings.clamp("max_bytes", p.max_bytes, DEFAULT_MAX_OUTPUT as i64, 1, 16 << 20) as usize;
+        let slice = session.slice(Offset(since as u64), max + 4);
+        let keep = engine::text::safe_cut(&slice.bytes, max);
+        let cursor = slice.from.plus(keep);
+        return Ok(ReadReply::Cursor(CursorReply {
+            output: engine::text::clean(&slice.bytes[..keep]),
+            cursor: cursor.0,
+            has_more: cursor < session.end(),
+            is_truncated: slice.lost > 0,
+            lost_bytes: slice.lost,
+            is_alive: session.is_alive(),
+            warnings: warnings.0,
+        }));
+    }
+
+    let timeout = warnings.clamp("timeout", p.timeout, 5, 0, 600);
+    let deadline = Instant::now() + Duration::from_secs(timeout as u64);
+    let from = session.read_cursor();
+
+    if let Some(w) = p.wait_for.as_deref().filter(|w| !w.is_empty()) {
+        let pattern = compile_pattern(w, &mut warnings)?;
+        let context = warnings.clamp("context_lines", p.context_lines, 0, 0, 50) as usize;
+        let tail = warnings.clamp("tail_lines", p.tail_lines, 0, 0, 100) as usize;
+        let outcome = session.wait_for(&pattern, from, &Echo::default(), deadline).await;
+        if let PatternWait::Matched(m) = &outcome
+            && context > 0
+        {
+            // Give the lines after the match a moment to arrive; they usually come with it.
+            let opts = Settle { from: m.line_end, quiet: Duration::from_millis(50), confirm: PROMPT_CONFIRM, require_output: false };
+            session.settle(opts, deadline.min(Instant::now() + Duration::from_millis(500))).await;
+        }
+        let reply = wait_reply(session, from, outcome, context, tail, warnings);
+        if reply.matched {
+            session.advance_read_cursor(Offset(reply.cursor));
+        }
+        return Ok(ReadReply::Wait(reply));
+    }
+
+    let settle_ms = warnings.clamp("settle_ms", p.settle_ms, 300, 10, 60_000);
+    let opts = Settle { from, quiet: ms(settle_ms), confirm: PROMPT_CONFIRM, require_output: false };
+    let settled = session.settle(opts, deadline).await;
+    let rendered = reply::render(session, from, session.end(), cap);
+    session.advance_read_cursor(rendered.to);
+    let mut reply = OutputReply::new(session, rendered, settled, warnings);
+    // The seed's settle-mode result has only the one cursor.
+    reply.cursor_start = None;
+    reply.cursor_end = None;
+    Ok(ReadReply::Output(reply))
+}
+
+/// Presses keys, then waits for the program to settle.
+pub async fn send_control(manager: &SessionManager, p: SendControlParams) -> Result<OutputReply, ToolError> {
+    let entry = manager.get(&p.session_id)?;
+    let session = &entry.session;
+    let keys = keys::parse_sequence(&p.key).map_err(|e| ToolError::invalid(e.to_string()))?;
+    let mut warnings = Warnings::default();
+    let timeout = warnings.clamp("timeout_ms", p.timeout_ms, 5000, 0, 30_000);
+    let cap = warnings.clamp("max_output_bytes", p.max_output_bytes, DEFAULT_MAX_OUTPUT as i64, 256, 16 << 20) as usize;
+    let _typing = session.lock_input().await;
+    let app_cursor = session.modes().app_cursor;
+    let bytes: Vec<u8> = keys.iter().flat_map(|k| k.bytes(app_cursor)).collect();
+    let start = session.write(&bytes, Instant::now() + WRITE_DEADLINE).await?;
+    let opts = Settle { from: start, quiet: DEFAULT_SETTLE, confirm: PROMPT_CONFIRM, require_output: false };
+    let settled = session.settle(opts, Instant::now() + ms(timeout)).await;
+    let rendered = reply::render(session, start, session.end(), cap);
+    session.advance_read_cursor(rendered.to);
+    let mut reply = OutputReply::new(session, rendered, settled, warnings);
+    if session.modes().alt_screen {
+        reply.screen = Some(screen_text(&session.screen(0).lines));
+    }
+    Ok(reply)
+}
+
+/// Reply of resize_session.
+#[derive(Debug, Serialize)]
+pub struct Resized {
+    /// Always true.
+    pub success: bool,
+    /// New height.
+    pub rows: u16,
+    /// New width.
+    pub cols: u16,
+}
+
+/// Resizes the terminal (the program gets SIGWINCH).
+pub fn resize_session(manager: &SessionManager, p: ResizeParams) -> Result<Resized, ToolError> {
+    let entry = manager.get(&p.session_id)?;
+    let (Some(rows), Some(cols)) = (p.rows, p.cols) else {
+        return Err(ToolError::invalid("rows and cols are both required"));
+    };
+    let rows = size_param("rows", Some(rows), 40, 500)?;
+    let cols = size_param("cols", Some(cols), 120, 1000)?;
+    entry.session.resize(rows, cols)?;
+    Ok(Resized { success: true, rows, cols })
+}
+
+/// One session as get_session_state and list_sessions describe it.
+#[derive(Debug, Serialize)]
+pub struct SessionInfo {
+    /// The id (list_sessions calls it `id`, get_session_state `session_id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// `local`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// What runs there.
+    pub target: String,
+    /// Whether the program is still running.
+    pub is_alive: bool,
+    /// The transcript's end offset.
+    pub cursor: u64,
+    /// Bytes not yet returned by a consuming read.
+    pub unread_bytes: u64,
+    /// at_prompt, password_prompt, confirmation, pager, full_screen, running or exited.
+    pub state: &'static str,
+    /// Whether a secret is waiting to be sent (always false until secrets land).
+    pub awaiting_secret: bool,
+    /// The newest prompt seen.
+    pub last_prompt: Option<String>,
+    /// Exit status, once ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Signal that ended it, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_signal: Option<i32>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub last_used: String,
+}
+
+/// Describes a session.
+pub fn session_info(entry: &Entry, as_list: bool) -> SessionInfo {
+    let s = &entry.session;
+    let (state, last_prompt) = s.state();
+    let (exit_code, exit_signal) = exit_fields(s);
+    SessionInfo {
+        id: as_list.then(|| entry.id.clone()),
+        session_id: (!as_list).then(|| entry.id.clone()),
+        kind: entry.kind,
+        target: entry.target.clone(),
+        is_alive: s.is_alive(),
+        cursor: s.end().0,
+        unread_bytes: s.end().since(s.read_cursor()),
+        state: state.as_str(),
+        awaiting_secret: false,
+        last_prompt,
+        exit_code,
+        exit_signal,
+        created_at: rfc3339(entry.created_at),
+        last_used: rfc3339(entry.last_used()),
+    }
+}
+
+/// Reply of close_session and detach_session.
+#[derive(Debug, Serialize)]
+pub struct Closed {
+    /// Always true.
+    pub success: bool,
+    /// Exit status of the program if it had ended by itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// A note, e.g. that a local session cannot be detached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Ends a session and forgets it.
+pub fn close_session(manager: &SessionManager, id: &str, detach: bool) -> Result<Closed, ToolError> {
+    let entry = manager.remove(id)?;
+    let (exit_code, _) = exit_fields(&entry.session);
+    entry.session.close();
+    let note = (detach && entry.kind == "local")
+        .then(|| "local sessions cannot outlive the server: the session was closed".to_string());
+    Ok(Closed { success: true, exit_code, note })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_regexes_fall_back_to_literal_text() {
+        let mut w = Warnings::default();
+        let re = compile_pattern("a(b", &mut w).unwrap();
+        assert!(re.is_match("xa(by"));
+        assert_eq!(w.0.len(), 1);
+        let mut w = Warnings::default();
+        // A catastrophic repetition exceeds the size limit; as literal text it is harmless.
+        let re = compile_pattern(r"\w{5000}{5000}", &mut w).unwrap();
+        assert!(re.is_match(r"\w{5000}{5000}"));
+    }
+
+    #[test]
+    fn clamps_are_reported() {
+        let mut w = Warnings::default();
+        assert_eq!(w.clamp("timeout_ms", Some(-5), 5000, 0, 30_000), 0);
+        assert_eq!(w.clamp("timeout_ms", Some(99_999), 5000, 0, 30_000), 30_000);
+        assert_eq!(w.clamp("timeout_ms", None, 5000, 0, 30_000), 5000);
+        assert_eq!(w.0.len(), 2);
+    }
+}
