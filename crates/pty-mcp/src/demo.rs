@@ -19,14 +19,27 @@ pub async fn run() -> anyhow::Result<()> {
     let tools = peer.list_all_tools().await?;
     println!("# pty-mcp demo: the server offers {} tools\n", tools.len());
 
-    let bash = call(&peer, "create_local_session", json!({"command": "bash --norc --noprofile", "env": {"PS1": "demo$ "}})).await?;
+    let bash =
+        call(&peer, "create_local_session", json!({"command": "bash --norc --noprofile", "env": {"PS1": "demo$ "}}))
+            .await?;
     let id = bash["session_id"].as_str().unwrap_or_default().to_string();
     call(&peer, "send_input", json!({"session_id": id, "input": "echo hello from $BASH_VERSION; uname -s"})).await?;
-    call(&peer, "send_input", json!({"session_id": id, "input": "for i in 1 2 3; do echo step $i; sleep 0.1; done"})).await?;
-    call(&peer, "send_input", json!({"session_id": id, "input": "(sleep 1; echo READY) &", "wait_for": "READY", "wait_for_timeout": 5})).await?;
+    call(&peer, "send_input", json!({"session_id": id, "input": "for i in 1 2 3; do echo step $i; sleep 0.1; done"}))
+        .await?;
+    call(
+        &peer,
+        "send_input",
+        json!({"session_id": id, "input": "(sleep 1; echo READY) &", "wait_for": "READY", "wait_for_timeout": 5}),
+    )
+    .await?;
     call(&peer, "send_input", json!({"session_id": id, "input": "sleep 100", "timeout_ms": 500})).await?;
     call(&peer, "send_control", json!({"session_id": id, "key": "ctrl+c"})).await?;
-    call(&peer, "send_input", json!({"session_id": id, "input": "clear; printf '\\e[5;20Hdrawn at row 5, column 20\\e[10;1H'"})).await?;
+    call(
+        &peer,
+        "send_input",
+        json!({"session_id": id, "input": "clear; printf '\\e[5;20Hdrawn at row 5, column 20\\e[10;1H'"}),
+    )
+    .await?;
     call(&peer, "read_output", json!({"session_id": id, "screen": true})).await?;
     call(&peer, "get_session_state", json!({"session_id": id})).await?;
 
@@ -45,8 +58,8 @@ pub async fn run() -> anyhow::Result<()> {
 async fn call(peer: &Peer<RoleClient>, tool: &str, args: Value) -> anyhow::Result<Value> {
     println!("→ {tool} {args}");
     let started = Instant::now();
-    let params = CallToolRequestParams::new(tool.to_string())
-        .with_arguments(args.as_object().cloned().unwrap_or_default());
+    let params =
+        CallToolRequestParams::new(tool.to_string()).with_arguments(args.as_object().cloned().unwrap_or_default());
     let result: CallToolResult = peer.call_tool(params).await?;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     let value = result.structured_content.clone().unwrap_or(Value::Null);

@@ -136,7 +136,6 @@ fn not_found(id: &str) -> ToolError {
 /// was quiet); ended ones are forgotten once nobody has looked at them for a while.
 fn forget_old_ended(sessions: &mut HashMap<String, Arc<Entry>>) {
     let now = SystemTime::now();
-    sessions.retain(|_, e| {
-        e.session.is_alive() || now.duration_since(e.last_used()).unwrap_or_default() < ENDED_RETENTION
-    });
+    sessions
+        .retain(|_, e| e.session.is_alive() || now.duration_since(e.last_used()).unwrap_or_default() < ENDED_RETENTION);
 }

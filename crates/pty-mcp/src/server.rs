@@ -5,9 +5,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rmcp::handler::server::{tool::ToolRouter, wrapper::Parameters};
+use rmcp::ErrorData;
+use rmcp::handler::server::{
+    tool::{ToolCallContext, ToolRouter},
+    wrapper::Parameters,
+};
 use rmcp::model::{
-    CallToolResult, ContentBlock, Implementation, ProgressNotificationParam, ServerCapabilities, ServerConfig,
+    CallToolResponse, CallToolResult, ContentBlock, Implementation, ProgressNotificationParam, ServerCapabilities,
+    ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler, tool, tool_handler, tool_router};
@@ -100,7 +105,12 @@ impl PtyMcp {
     #[tool(
         description = "Start a local program on its own terminal (default /bin/bash; also python3, node, \
         mysql, ssh, any command line). Returns session_id once the program shows its first prompt.",
-        annotations(title = "Create local session", read_only_hint = false, destructive_hint = false, open_world_hint = false)
+        annotations(
+            title = "Create local session",
+            read_only_hint = false,
+            destructive_hint = false,
+            open_world_hint = false
+        )
     )]
     async fn create_local_session(
         &self,
@@ -116,7 +126,11 @@ impl PtyMcp {
         for a regex in the output instead. Returns the output as clean text and cursors.",
         annotations(title = "Send input", read_only_hint = false, destructive_hint = true, open_world_hint = false)
     )]
-    async fn send_input(&self, Parameters(p): Parameters<SendInputParams>, ctx: RequestContext<RoleServer>) -> CallToolResult {
+    async fn send_input(
+        &self,
+        Parameters(p): Parameters<SendInputParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
         let total = p.wait_for.as_ref().and_then(|_| secs(p.wait_for_timeout, 10));
         run(ctx, total, tools::send_input(&self.manager, p)).await
     }
@@ -128,7 +142,11 @@ impl PtyMcp {
         screen:true: the screen as a person sees it (for top, vim, less, menus).",
         annotations(title = "Read output", read_only_hint = true, destructive_hint = false, open_world_hint = false)
     )]
-    async fn read_output(&self, Parameters(p): Parameters<ReadOutputParams>, ctx: RequestContext<RoleServer>) -> CallToolResult {
+    async fn read_output(
+        &self,
+        Parameters(p): Parameters<ReadOutputParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
         let total = secs(p.timeout, 5);
         run(ctx, total, tools::read_output(&self.manager, p)).await
     }
@@ -139,13 +157,23 @@ impl PtyMcp {
         new output, and the screen when a full-screen program is active.",
         annotations(title = "Send keys", read_only_hint = false, destructive_hint = true, open_world_hint = false)
     )]
-    async fn send_control(&self, Parameters(p): Parameters<SendControlParams>, ctx: RequestContext<RoleServer>) -> CallToolResult {
+    async fn send_control(
+        &self,
+        Parameters(p): Parameters<SendControlParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
         run(ctx, None, tools::send_control(&self.manager, p)).await
     }
 
     #[tool(
         description = "Change a session's terminal size (rows 1-500, cols 1-1000); the program is told (SIGWINCH).",
-        annotations(title = "Resize terminal", read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+        annotations(
+            title = "Resize terminal",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
     )]
     async fn resize_session(&self, Parameters(p): Parameters<ResizeParams>) -> CallToolResult {
         to_result(tools::resize_session(&self.manager, p))
@@ -171,7 +199,13 @@ impl PtyMcp {
 
     #[tool(
         description = "Close a session: its program and every process it started are stopped.",
-        annotations(title = "Close session", read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = false)
+        annotations(
+            title = "Close session",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
     )]
     async fn close_session(&self, Parameters(p): Parameters<SessionParams>) -> CallToolResult {
         to_result(tools::close_session(&self.manager, &p.session_id, false))
@@ -180,7 +214,12 @@ impl PtyMcp {
     #[tool(
         description = "Detach from a session, leaving its program running where the transport allows it \
         (persistent SSH sessions). A local session cannot outlive the server and is closed.",
-        annotations(title = "Detach session", read_only_hint = false, destructive_hint = true, open_world_hint = false)
+        annotations(
+            title = "Detach session",
+            read_only_hint = false,
+            destructive_hint = true,
+            open_world_hint = false
+        )
     )]
     async fn detach_session(&self, Parameters(p): Parameters<SessionParams>) -> CallToolResult {
         to_result(tools::close_session(&self.manager, &p.session_id, true))
@@ -189,6 +228,25 @@ impl PtyMcp {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for PtyMcp {
+    async fn call_tool(
+        &self,
+        request: rmcp::model::CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let call = ToolCallContext::new(self, request, context);
+        let response = self.tool_router.call(call).await?;
+        // rmcp reports arguments that do not deserialize as plain text; agents get our shape.
+        if let CallToolResponse::Complete(result) = &response
+            && result.is_error == Some(true)
+            && result.structured_content.is_none()
+        {
+            let text = result.content.first().and_then(|c| c.as_text()).map(|t| t.text.clone()).unwrap_or_default();
+            let message = text.replace("failed to deserialize parameters:", "invalid arguments:");
+            return Ok(to_result::<Value>(Err(ToolError::invalid(message))).into());
+        }
+        Ok(response)
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(

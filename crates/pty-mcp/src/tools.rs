@@ -290,7 +290,8 @@ pub async fn send_input(manager: &SessionManager, p: SendInputParams) -> Result<
         )));
     }
     let mut warnings = Warnings::default();
-    let pattern = p.wait_for.as_deref().filter(|w| !w.is_empty()).map(|w| compile_pattern(w, &mut warnings)).transpose()?;
+    let pattern =
+        p.wait_for.as_deref().filter(|w| !w.is_empty()).map(|w| compile_pattern(w, &mut warnings)).transpose()?;
     let timeout = warnings.clamp("timeout_ms", p.timeout_ms, 5000, 0, 30_000);
     let wait_timeout = warnings.clamp("wait_for_timeout", p.wait_for_timeout, 10, 0, 600);
     let settle_ms = warnings.clamp("settle_ms", p.settle_ms, 300, 10, 60_000);
@@ -498,7 +499,12 @@ pub async fn read_output(manager: &SessionManager, p: ReadOutputParams) -> Resul
             && context > 0
         {
             // Give the lines after the match a moment to arrive; they usually come with it.
-            let opts = Settle { from: m.line_end, quiet: Duration::from_millis(50), confirm: PROMPT_CONFIRM, require_output: false };
+            let opts = Settle {
+                from: m.line_end,
+                quiet: Duration::from_millis(50),
+                confirm: PROMPT_CONFIRM,
+                require_output: false,
+            };
             session.settle(opts, deadline.min(Instant::now() + Duration::from_millis(500))).await;
         }
         let reply = wait_reply(session, from, outcome, context, tail, warnings);

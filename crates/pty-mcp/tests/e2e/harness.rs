@@ -1,0 +1,91 @@
+//! Starting the server and calling its tools.
+
+use std::time::Duration;
+
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::TokioChildProcess;
+use serde_json::{Value, json};
+
+/// Generous bound for any single test step on a loaded 2-core machine.
+pub const STEP: Duration = Duration::from_secs(60);
+
+/// A running `pty-mcp` and a connected client.
+pub struct Server {
+    pub client: RunningService<RoleClient, ()>,
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_pty-mcp")
+}
+
+impl Server {
+    pub async fn start() -> Server {
+        Server::start_with_env(&[]).await
+    }
+
+    pub async fn start_with_env(env: &[(&str, &str)]) -> Server {
+        let mut cmd = tokio::process::Command::new(binary());
+        cmd.arg("serve");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let transport = TokioChildProcess::new(cmd).expect("spawn pty-mcp");
+        let client =
+            tokio::time::timeout(STEP, ().serve(transport)).await.expect("initialize in time").expect("initialize");
+        Server { client }
+    }
+
+    /// Calls a tool; returns the structured result and whether it is an error.
+    pub async fn try_call(&self, tool: &str, args: Value) -> (Value, bool) {
+        let params =
+            CallToolRequestParams::new(tool.to_string()).with_arguments(args.as_object().cloned().unwrap_or_default());
+        let result = tokio::time::timeout(STEP, self.client.peer().call_tool(params))
+            .await
+            .unwrap_or_else(|_| panic!("{tool} did not answer in time"))
+            .unwrap_or_else(|e| panic!("{tool} failed at the protocol level: {e}"));
+        // The text copy is the seed's pretty JSON of the same value.
+        let text = result.content.first().and_then(|c| c.as_text()).map(|t| t.text.clone()).unwrap_or_default();
+        let from_text: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("text content is not JSON ({e}): {text}"));
+        let structured = result.structured_content.clone().expect("structured content");
+        if structured.get("result").is_none() {
+            assert_eq!(from_text, structured, "text and structured content agree");
+        }
+        (structured, result.is_error == Some(true))
+    }
+
+    /// Calls a tool that must succeed.
+    pub async fn call(&self, tool: &str, args: Value) -> Value {
+        let (v, is_error) = self.try_call(tool, args.clone()).await;
+        assert!(!is_error, "{tool} {args} failed: {v}");
+        v
+    }
+
+    /// Calls a tool that must fail; returns `{code, message, retryable}`.
+    pub async fn call_err(&self, tool: &str, args: Value) -> Value {
+        let (v, is_error) = self.try_call(tool, args.clone()).await;
+        assert!(is_error, "{tool} {args} should fail, got {v}");
+        v
+    }
+
+    /// A bash without startup files and with a known prompt.
+    pub async fn bash(&self) -> String {
+        self.session("bash --norc --noprofile").await
+    }
+
+    pub async fn session(&self, command: &str) -> String {
+        let v = self.call("create_local_session", json!({"command": command, "env": {"PS1": "test$ "}})).await;
+        v["session_id"].as_str().expect("session_id").to_string()
+    }
+
+    pub async fn input(&self, id: &str, input: &str) -> Value {
+        self.call("send_input", json!({"session_id": id, "input": input, "timeout_ms": 20000})).await
+    }
+}
+
+/// The output of a reply as a string.
+pub fn output(v: &Value) -> &str {
+    v["output"].as_str().unwrap_or_default()
+}
