@@ -23,6 +23,8 @@ mod modes;
 pub mod prompt;
 mod screen;
 mod session;
+#[cfg(test)]
+mod testutil;
 pub mod text;
 mod transcript;
 pub mod transport;

@@ -67,9 +67,12 @@ fn is_pager(trimmed: &str, lower: &str) -> bool {
 }
 
 fn is_shell(line: &str, trimmed: &str) -> bool {
+    // Python's prompts stand alone on their line; "Loading..." is output, not a prompt.
+    if trimmed == ">>>" || trimmed == "..." {
+        return true;
+    }
     // REPLs with their own prompt words.
-    const REPLS: [&str; 10] =
-        [">>>", "...", "mysql>", "postgres=#", "(pdb)", "irb(main)", "sqlite>", "ftp>", "redis>", "=>"];
+    const REPLS: [&str; 8] = ["mysql>", "postgres=#", "(pdb)", "irb(main)", "sqlite>", "ftp>", "redis>", "=>"];
     let lower = trimmed.to_lowercase();
     if REPLS.iter().any(|p| lower.ends_with(p)) || lower.starts_with("in [") && lower.ends_with("]:") {
         return true;

@@ -126,8 +126,7 @@ impl Session {
     /// unfinished last line is tried too (prompts like `Password:` end without a newline).
     pub async fn wait_for(&self, pattern: &Regex, from: Offset, echo: &Echo, deadline: Instant) -> PatternWait {
         let mut rx = self.subscribe();
-        let mut scanner =
-            LineScanner { next: from.max(self.oldest()), echo: echo.lines.iter().rev().cloned().collect() };
+        let mut scanner = LineScanner::new(from.max(self.oldest()), echo);
         loop {
             let signal = *rx.borrow_and_update();
             if let Some(m) = scanner.scan(self, pattern) {
@@ -182,53 +181,158 @@ impl Session {
     }
 }
 
-/// Walks output line by line from an offset, remembering where the unfinished line starts.
+/// A complete line longer than this is matched on its last this-many bytes.
+const MAX_LINE: usize = 64 << 10;
+/// The unfinished last line is matched on its last this-many bytes: enough for any prompt, and
+/// cheap enough to redo on every chunk of a flood that has no newlines.
+const MAX_PARTIAL: usize = 1 << 10;
+
+/// Walks output line by line from an offset. Each byte is searched for a newline once; a line is
+/// rendered when it completes (and its unfinished tail on each wake).
 struct LineScanner {
     /// Start of the first line not yet matched completely.
     next: Offset,
+    /// Bytes in `[next, searched)` hold no newline.
+    searched: Offset,
     /// Echo lines still to be skipped, the next one last.
     echo: Vec<String>,
 }
 
 impl LineScanner {
+    fn new(from: Offset, echo: &Echo) -> LineScanner {
+        LineScanner { next: from, searched: from, echo: echo.lines.iter().rev().cloned().collect() }
+    }
+
     fn scan(&mut self, session: &Session, pattern: &Regex) -> Option<LineMatch> {
-        let slice = session.slice(self.next, usize::MAX);
-        // Bytes lost off the ring are gone; continue with what is still there.
-        self.next = slice.from;
+        let fresh = session.slice(self.searched, usize::MAX);
+        if fresh.lost > 0 {
+            // Bytes fell off the ring unsearched; carry on with what is still there.
+            self.next = fresh.from;
+        }
         let mut pos = 0;
-        while pos < slice.bytes.len() {
-            let rest = &slice.bytes[pos..];
-            let (raw, complete) = match rest.iter().position(|&b| b == b'\n') {
-                Some(nl) => (&rest[..=nl], true),
-                None => (rest, false),
-            };
-            let line = text::clean(raw);
-            let line = line.strip_suffix('\n').unwrap_or(&line).trim_end_matches('\r');
-            let line_start = slice.from.plus(pos);
-            if let Some(expected) = self.echo.last() {
-                if complete {
-                    if line.contains(expected.as_str()) {
-                        self.echo.pop();
-                        pos += raw.len();
-                        self.next = slice.from.plus(pos);
-                        continue;
-                    }
-                    // Not the echo (echo is off, or the program printed first): stop skipping.
-                    self.echo.clear();
-                } else if expected.starts_with(line.trim()) {
-                    // Possibly the echo, still being typed out: decide when the line is whole.
-                    return None;
-                }
+        while let Some(nl) = fresh.bytes[pos..].iter().position(|&b| b == b'\n') {
+            let end = fresh.from.plus(pos + nl + 1);
+            let line = line_text(session, &fresh, self.next.max(Offset(end.0.saturating_sub(MAX_LINE as u64))), end);
+            let start = self.next;
+            pos += nl + 1;
+            self.next = end;
+            self.searched = end;
+            if self.is_echo(&line, true) {
+                continue;
             }
-            if pattern.is_match(line) {
-                return Some(LineMatch { line: line.to_string(), line_start, line_end: line_start.plus(raw.len()) });
+            if pattern.is_match(&line) {
+                return Some(LineMatch { line, line_start: start, line_end: end });
             }
-            if !complete {
-                return None;
+        }
+        self.searched = fresh.to();
+        if self.next < fresh.to() {
+            let from = self.next.max(Offset(fresh.to().0.saturating_sub(MAX_PARTIAL as u64)));
+            let line = line_text(session, &fresh, from, fresh.to());
+            if !self.is_echo(&line, false) && pattern.is_match(&line) {
+                return Some(LineMatch { line, line_start: self.next, line_end: fresh.to() });
             }
-            pos += raw.len();
-            self.next = slice.from.plus(pos);
         }
         None
+    }
+
+    /// Whether `line` is (or, unfinished, may still become) the echo of typed input.
+    fn is_echo(&mut self, line: &str, complete: bool) -> bool {
+        let Some(expected) = self.echo.last() else { return false };
+        if !complete {
+            return expected.starts_with(line.trim());
+        }
+        if line.contains(expected.as_str()) {
+            self.echo.pop();
+            return true;
+        }
+        // Not the echo (echo is off, or the program printed first): stop skipping.
+        self.echo.clear();
+        false
+    }
+}
+
+/// Clean text of `[from, to)`, taken from `fresh` when it holds the range.
+fn line_text(session: &Session, fresh: &crate::transcript::Slice, from: Offset, to: Offset) -> String {
+    let raw = if from >= fresh.from {
+        let a = from.since(fresh.from) as usize;
+        text::clean(&fresh.bytes[a..a + to.since(from) as usize])
+    } else {
+        text::clean(&session.slice(from, to.since(from) as usize).bytes)
+    };
+    raw.trim_end_matches(['\n', '\r']).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::fake_session;
+    use crate::transport::Exit;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const LONG: Duration = Duration::from_secs(30);
+
+    fn settle_from(from: Offset) -> Settle {
+        Settle { from, quiet: Duration::from_millis(300), confirm: Duration::from_millis(20), require_output: true }
+    }
+
+    #[tokio::test]
+    async fn wait_for_skips_the_echo_and_matches_an_unfinished_line() {
+        let (s, mut p) = fake_session(1 << 16);
+        let re = Regex::new("READY").unwrap();
+        let start = s.write(b"echo READY\r", Instant::now() + LONG).await.unwrap();
+        let mut typed = [0u8; 11];
+        p.io.read_exact(&mut typed).await.unwrap();
+        let echo = Echo::of("echo READY");
+        let wait = s.wait_for(&re, start, &echo, Instant::now() + LONG);
+        let program = async {
+            p.io.write_all(b"echo REA").await.unwrap();
+            p.io.write_all(b"DY\r\nREADY now$ ").await.unwrap();
+        };
+        let (outcome, ()) = tokio::join!(wait, program);
+        let PatternWait::Matched(m) = outcome else { panic!("{outcome:?}") };
+        assert_eq!(m.line, "READY now$ ");
+        assert_eq!(m.line_start, Offset(12));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_prompt_settles_fast_and_silence_settles_slowly() {
+        let (s, mut p) = fake_session(1 << 16);
+        p.io.write_all(b"out\r\nuser@h:~$ ").await.unwrap();
+        let t = Instant::now();
+        assert_eq!(s.settle(settle_from(Offset(0)), t + LONG).await, Settled::Prompt);
+        assert!(t.elapsed() < Duration::from_millis(100));
+        let end = s.end();
+        p.io.write_all(b"compiling...").await.unwrap();
+        let t = Instant::now();
+        assert_eq!(s.settle(settle_from(end), t + LONG).await, Settled::Quiet);
+        assert!(t.elapsed() >= Duration::from_millis(300));
+        assert_eq!(s.settle(settle_from(s.end()), Instant::now()).await, Settled::TimedOut);
+    }
+
+    #[tokio::test]
+    async fn an_exit_wakes_every_waiter_at_once() {
+        let (s, p) = fake_session(1 << 16);
+        let re = Regex::new("never").unwrap();
+        let no_echo = Echo::default();
+        let wait = s.wait_for(&re, Offset(0), &no_echo, Instant::now() + LONG);
+        let settle = s.settle(settle_from(Offset(0)), Instant::now() + LONG);
+        p.exit.send(Exit { code: Some(7), signal: None }).unwrap();
+        drop(p.io);
+        let (w, st) = tokio::join!(wait, settle);
+        assert_eq!(w, PatternWait::Exited);
+        assert_eq!(st, Settled::Exited);
+        assert_eq!(s.exit().and_then(|e| e.code), Some(7));
+    }
+
+    #[tokio::test]
+    async fn context_lines_come_from_around_the_match() {
+        let (s, mut p) = fake_session(1 << 16);
+        p.io.write_all(b"a\r\nb\r\nHIT\r\nc\r\nd\r\n").await.unwrap();
+        let re = Regex::new("HIT").unwrap();
+        let PatternWait::Matched(m) = s.wait_for(&re, Offset(0), &Echo::default(), Instant::now() + LONG).await else {
+            panic!()
+        };
+        assert_eq!(s.lines_before(m.line_start, 5), ["a", "b"]);
+        assert_eq!(s.lines_after(m.line_end, 1), ["c"]);
     }
 }

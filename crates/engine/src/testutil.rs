@@ -1,0 +1,42 @@
+//! A fake transport over an in-memory pipe: the test plays the program.
+
+use std::io;
+use std::sync::Arc;
+
+use tokio::io::DuplexStream;
+use tokio::sync::oneshot;
+
+use crate::session::{Session, SessionConfig};
+use crate::transport::{Connection, Control, Exit};
+
+struct NoControl;
+
+impl Control for NoControl {
+    fn resize(&self, _: u16, _: u16) -> io::Result<()> {
+        Ok(())
+    }
+    fn terminate(&self) {}
+}
+
+/// The program's side of a fake session.
+pub struct Program {
+    /// Write here to produce output; read here to see what was typed.
+    pub io: DuplexStream,
+    /// Send to make the program exit.
+    pub exit: oneshot::Sender<Exit>,
+}
+
+/// A session whose program is the test itself.
+pub fn fake_session(buffer_size: usize) -> (Session, Program) {
+    let (ours, theirs) = tokio::io::duplex(1 << 16);
+    let (reader, writer) = tokio::io::split(ours);
+    let (exit_tx, exit_rx) = oneshot::channel();
+    let conn = Connection {
+        reader: Box::pin(reader),
+        writer: Box::pin(writer),
+        control: Arc::new(NoControl),
+        exited: Box::pin(async move { exit_rx.await.ok() }),
+    };
+    let config = SessionConfig { rows: 24, cols: 80, buffer_size };
+    (Session::start(conn, config), Program { io: theirs, exit: exit_tx })
+}
