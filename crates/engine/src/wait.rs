@@ -253,13 +253,26 @@ impl LineScanner {
 
 /// Clean text of `[from, to)`, taken from `fresh` when it holds the range.
 fn line_text(session: &Session, fresh: &crate::transcript::Slice, from: Offset, to: Offset) -> String {
-    let raw = if from >= fresh.from {
+    if from >= fresh.from {
         let a = from.since(fresh.from) as usize;
-        text::clean(&fresh.bytes[a..a + to.since(from) as usize])
+        line_of(&fresh.bytes[a..a + to.since(from) as usize])
     } else {
-        text::clean(&session.slice(from, to.since(from) as usize).bytes)
-    };
-    raw.trim_end_matches(['\n', '\r']).to_string()
+        line_of(&session.slice(from, to.since(from) as usize).bytes)
+    }
+}
+
+/// A raw line as clean text without its line ending. Plain printable lines, the bulk of any
+/// flood, skip the escape-sequence renderer: for them raw bytes and clean text are the same.
+fn line_of(raw: &[u8]) -> String {
+    let body = raw.strip_suffix(b"\n").unwrap_or(raw);
+    let body = body.strip_suffix(b"\r").unwrap_or(body);
+    if !body.iter().any(|&b| b < 0x20 || b == 0x7f)
+        && let Ok(plain) = std::str::from_utf8(body)
+    {
+        return plain.to_string();
+    }
+    let clean = text::clean(raw);
+    clean.trim_end_matches(['\n', '\r']).to_string()
 }
 
 #[cfg(test)]

@@ -1,0 +1,181 @@
+//! `cargo bench`: the built server driven over stdio by the rmcp client, as an agent drives it.
+//!
+//! Reports: `send_input("echo x")` round trip at a bash prompt; the reaction of a pending
+//! `wait_for` to its pattern's bytes; a 100 MB flood through a session beside a bare PTY drained
+//! by a minimal reader (the physical limit); the server's peak RSS; CPU used by 10 idle sessions.
+//! Set `BENCH_QUICK=1` for a short run.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::time::{Duration, Instant};
+
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::{Peer, RoleClient};
+use rmcp::transport::TokioChildProcess;
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
+
+const FLOOD_BYTES: u64 = 100_000_000;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let quick = std::env::var_os("BENCH_QUICK").is_some();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pty-mcp"));
+    cmd.arg("serve");
+    let transport = TokioChildProcess::new(cmd)?;
+    let pid = transport.id().expect("server pid");
+    let client = ().serve(transport).await?;
+    let peer = client.peer().clone();
+
+    let rounds = if quick { 50 } else { 300 };
+    let bash = session(&peer, "bash --norc --noprofile").await?;
+    let mut rtt = Vec::new();
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let r = call(&peer, "send_input", json!({"session_id": bash, "input": "echo x"})).await?;
+        rtt.push(t.elapsed());
+        assert_eq!(r["is_complete"], true);
+    }
+    report("send_input(\"echo x\") round trip at a bash prompt", &mut rtt);
+
+    let reactions = wait_for_reaction(&peer, if quick { 20 } else { 100 }).await?;
+    let mut reactions = reactions;
+    report("wait_for reaction (pattern written -> reply received)", &mut reactions);
+
+    // Interleaved, so that both see the same machine load; medians reported.
+    let (mut bare, mut through) = (Vec::new(), Vec::new());
+    for _ in 0..if quick { 1 } else { 3 } {
+        bare.push(bare_pty_flood().await?);
+        through.push(server_flood(&peer).await?);
+    }
+    bare.sort();
+    through.sort();
+    let (bare, flood) = (bare[bare.len() / 2], through[through.len() / 2]);
+    let mb = FLOOD_BYTES as f64 / 1e6;
+    println!(
+        "flood of {mb:.0} MB (median of {} interleaved runs): bare PTY {:.1} MB/s, through pty-mcp {:.1} MB/s ({:.0}% of bare)",
+        through.len(),
+        mb / bare.as_secs_f64(),
+        mb / flood.as_secs_f64(),
+        100.0 * bare.as_secs_f64() / flood.as_secs_f64()
+    );
+    println!("server peak RSS (VmHWM): {:.1} MiB", peak_rss_kib(pid) as f64 / 1024.0);
+
+    let mut idle = Vec::new();
+    for _ in 0..10 {
+        idle.push(session(&peer, "bash --norc --noprofile").await?);
+    }
+    let before = cpu_ticks(pid);
+    let window = if quick { 3 } else { 10 };
+    tokio::time::sleep(Duration::from_secs(window)).await;
+    let ticks = cpu_ticks(pid) - before;
+    // SAFETY: sysconf only reads a constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    println!("CPU used by the server over {window} s with 11 idle sessions: {:.3} s", ticks as f64 / hz);
+    client.cancel().await?;
+    Ok(())
+}
+
+async fn call(peer: &Peer<RoleClient>, tool: &str, args: Value) -> anyhow::Result<Value> {
+    let params =
+        CallToolRequestParams::new(tool.to_string()).with_arguments(args.as_object().cloned().unwrap_or_default());
+    let r = peer.call_tool(params).await?;
+    anyhow::ensure!(r.is_error != Some(true), "{tool} failed: {:?}", r.structured_content);
+    Ok(r.structured_content.unwrap_or_default())
+}
+
+async fn session(peer: &Peer<RoleClient>, command: &str) -> anyhow::Result<String> {
+    let v = call(peer, "create_local_session", json!({"command": command, "env": {"PS1": "bench$ "}})).await?;
+    Ok(v["session_id"].as_str().unwrap_or_default().to_string())
+}
+
+/// A session runs `cat` on a FIFO; for each round a `wait_for` is pending on the server, then the
+/// bench writes the pattern into the FIFO and times until the reply arrives.
+async fn wait_for_reaction(peer: &Peer<RoleClient>, rounds: usize) -> anyhow::Result<Vec<Duration>> {
+    let dir = tempfile::tempdir()?;
+    let fifo = dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap())?;
+    // SAFETY: mkfifo reads a valid C string.
+    anyhow::ensure!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) } == 0, "mkfifo failed");
+    // Opened read-write so that neither side blocks and cat never sees end-of-file.
+    let mut writer = std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NONBLOCK).open(&fifo)?;
+    let id = session(peer, &format!("cat {}", fifo.display())).await?;
+    let mut out = Vec::new();
+    for i in 0..rounds {
+        let pattern = format!("MARK-{i}-END");
+        let p = peer.clone();
+        let args = json!({"session_id": id, "wait_for": pattern, "timeout": 30});
+        let pending = tokio::spawn(async move { call(&p, "read_output", args).await });
+        // Let the request reach the server and its wait begin (this is a benchmark, not a test).
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let t = Instant::now();
+        writer.write_all(format!("{pattern}\n").as_bytes())?;
+        let r = pending.await??;
+        out.push(t.elapsed());
+        anyhow::ensure!(r["matched"] == true, "no match: {r}");
+    }
+    Ok(out)
+}
+
+const FLOOD: &str = "head -c 75000000 /dev/zero | base64 -w 99";
+
+/// The same producer on a PTY drained by a minimal reader: the physical limit.
+async fn bare_pty_flood() -> anyhow::Result<Duration> {
+    let (pty, pts) = pty_process::open()?;
+    pty.resize(pty_process::Size::new(40, 120))?;
+    let mut child = pty_process::Command::new("sh").arg("-c").arg(FLOOD).spawn(pts)?;
+    let (mut reader, _writer) = pty.into_split();
+    let mut buf = vec![0u8; 64 << 10];
+    let t = Instant::now();
+    let mut total = 0u64;
+    loop {
+        match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n as u64,
+        }
+    }
+    let elapsed = t.elapsed();
+    child.wait().await?;
+    anyhow::ensure!(total >= FLOOD_BYTES, "bare flood carried only {total} bytes");
+    Ok(elapsed)
+}
+
+async fn server_flood(peer: &Peer<RoleClient>) -> anyhow::Result<Duration> {
+    let id = session(peer, "bash --norc --noprofile").await?;
+    let t = Instant::now();
+    let r = call(
+        peer,
+        "send_input",
+        json!({"session_id": id, "input": format!("{FLOOD}; echo FLOOD-DONE"), "wait_for": "^FLOOD-DONE", "wait_for_timeout": 600}),
+    )
+    .await?;
+    let elapsed = t.elapsed();
+    anyhow::ensure!(r["matched"] == true, "flood did not finish: {r}");
+    let state = call(peer, "get_session_state", json!({"session_id": id})).await?;
+    anyhow::ensure!(state["cursor"].as_u64().unwrap_or(0) >= FLOOD_BYTES, "flood carried too little: {state}");
+    Ok(elapsed)
+}
+
+fn report(what: &str, samples: &mut [Duration]) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1000.0;
+    println!("{what}: median {:.2} ms, p90 {:.2} ms, min {:.2} ms ({} runs)", at(0.5), at(0.9), at(0.0), samples.len());
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    // After the name: state is field 3, utime 14, stime 15 (1-based) -> indices 11 and 12 here.
+    fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+}
