@@ -12,7 +12,7 @@
 //! # async fn demo() -> Result<(), engine::Error> {
 //! use engine::{Session, SessionConfig, transport::local::{self, LocalCommand}};
 //! let conn = local::spawn(&LocalCommand::parse("python3 -q")?)?;
-//! let session = Session::start(conn, SessionConfig::default());
+//! let session = Session::start(conn, SessionConfig::default(), None);
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
@@ -21,6 +21,7 @@ mod error;
 pub mod keys;
 mod modes;
 pub mod prompt;
+pub mod record;
 mod screen;
 mod session;
 #[cfg(test)]

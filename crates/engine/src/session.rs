@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use crate::error::Error;
 use crate::modes::{ModeScanner, Modes, Query};
 use crate::prompt::{self, PromptKind};
+use crate::record::Recorder;
 use crate::screen::{Screen, ScreenView};
 use crate::transcript::{Offset, Slice, Transcript};
 use crate::transport::{Connection, Control, Exit, Exited, Reader, Writer};
@@ -96,6 +97,8 @@ pub(crate) struct Shared {
     last_prompt: Mutex<Option<String>>,
     /// Where the next consuming read starts.
     read_cursor: Mutex<Offset>,
+    /// The session log, when one was asked for.
+    recorder: Mutex<Option<Recorder>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -114,8 +117,9 @@ pub struct Session {
 }
 
 impl Session {
-    /// Starts a session over an open transport. Must be called within a tokio runtime.
-    pub fn start(conn: Connection, config: SessionConfig) -> Session {
+    /// Starts a session over an open transport, logging to `recorder` if given. Must be called
+    /// within a tokio runtime.
+    pub fn start(conn: Connection, config: SessionConfig, recorder: Option<Recorder>) -> Session {
         let (signal, _) = watch::channel(Signal { end: Offset(0), alive: true });
         let shared = Arc::new(Shared {
             transcript: Mutex::new(Transcript::new(config.buffer_size)),
@@ -125,6 +129,7 @@ impl Session {
             exit: Mutex::new(None),
             last_prompt: Mutex::new(None),
             read_cursor: Mutex::new(Offset(0)),
+            recorder: Mutex::new(recorder),
         });
         let writer = Arc::new(tokio::sync::Mutex::new(conn.writer));
         let reader = tokio::spawn(read_loop(shared.clone(), conn.reader, conn.exited, writer.clone()));
@@ -154,7 +159,12 @@ impl Session {
             writer.flush().await
         };
         match tokio::time::timeout_at(deadline, write).await {
-            Ok(Ok(())) => Ok(start),
+            Ok(Ok(())) => {
+                if let Some(r) = lock(&self.shared.recorder).as_mut() {
+                    r.input(bytes);
+                }
+                Ok(start)
+            }
             Ok(Err(_)) if !self.is_alive() => Err(Error::Closed),
             Ok(Err(e)) => Err(Error::Io(e)),
             Err(_) => Err(Error::WriteTimedOut),
@@ -269,6 +279,9 @@ impl Session {
         let mut screen = self.caught_up_screen();
         self.control.resize(rows, cols)?;
         screen.resize(rows, cols);
+        if let Some(r) = lock(&self.shared.recorder).as_mut() {
+            r.resize(rows, cols);
+        }
         Ok(())
     }
 
@@ -325,6 +338,9 @@ fn ingest(shared: &Shared, chunk: &[u8], writer: &Arc<tokio::sync::Mutex<Writer>
         t.append(chunk);
         t.end()
     };
+    if let Some(r) = lock(&shared.recorder).as_mut() {
+        r.output(chunk);
+    }
     let mut queries = Vec::new();
     let modes = {
         let mut scanner = lock(&shared.scanner);

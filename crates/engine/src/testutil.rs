@@ -38,5 +38,5 @@ pub fn fake_session(buffer_size: usize) -> (Session, Program) {
         exited: Box::pin(async move { exit_rx.await.ok() }),
     };
     let config = SessionConfig { rows: 24, cols: 80, buffer_size };
-    (Session::start(conn, config), Program { io: theirs, exit: exit_tx })
+    (Session::start(conn, config, None), Program { io: theirs, exit: exit_tx })
 }

@@ -62,6 +62,8 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("server peak RSS (VmHWM): {:.1} MiB", peak_rss_kib(pid) as f64 / 1024.0);
 
+    screen_cost(&peer, if quick { 50 } else { 500 }).await?;
+
     let mut idle = Vec::new();
     for _ in 0..10 {
         idle.push(session(&peer, "bash --norc --noprofile").await?);
@@ -155,6 +157,59 @@ async fn server_flood(peer: &Peer<RoleClient>) -> anyhow::Result<Duration> {
     let state = call(peer, "get_session_state", json!({"session_id": id})).await?;
     anyhow::ensure!(state["cursor"].as_u64().unwrap_or(0) >= FLOOD_BYTES, "flood carried too little: {state}");
     Ok(elapsed)
+}
+
+/// `read_output(screen: true)` on a full 200×60 screen: through MCP, and the engine's own part.
+async fn screen_cost(peer: &Peer<RoleClient>, rounds: usize) -> anyhow::Result<()> {
+    let v = call(peer, "create_local_session", json!({"command": "bash --norc --noprofile", "rows": 60, "cols": 200}))
+        .await?;
+    let id = v["session_id"].as_str().unwrap_or_default().to_string();
+    call(
+        peer,
+        "send_input",
+        json!({"session_id": id, "input": "for i in $(seq 1 80); do printf '%0199d\\n' $i; done"}),
+    )
+    .await?;
+    let mut through = Vec::new();
+    for _ in 0..rounds {
+        let t = Instant::now();
+        call(peer, "read_output", json!({"session_id": id, "screen": true})).await?;
+        through.push(t.elapsed());
+    }
+    report("read_output(screen:true) on 200x60, MCP round trip", &mut through);
+
+    let cmd = engine::transport::local::LocalCommand {
+        rows: 60,
+        cols: 200,
+        ..engine::transport::local::LocalCommand::parse("bash --norc --noprofile")?
+    };
+    let session = engine::Session::start(
+        engine::transport::local::spawn(&cmd)?,
+        engine::SessionConfig { rows: 60, cols: 200, buffer_size: 1 << 20 },
+        None,
+    );
+    session
+        .write(
+            b"for i in $(seq 1 80); do printf '%0199d\\n' $i; done\r",
+            tokio::time::Instant::now() + Duration::from_secs(5),
+        )
+        .await?;
+    let settle = engine::Settle {
+        from: engine::Offset(0),
+        quiet: Duration::from_millis(300),
+        confirm: Duration::from_millis(20),
+        require_output: true,
+    };
+    session.settle(settle, tokio::time::Instant::now() + Duration::from_secs(10)).await;
+    let mut inside = Vec::new();
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let view = session.screen(0);
+        inside.push(t.elapsed());
+        assert_eq!(view.cols, 200);
+    }
+    report("engine screen view of 200x60 (caught up)", &mut inside);
+    Ok(())
 }
 
 fn report(what: &str, samples: &mut [Duration]) {

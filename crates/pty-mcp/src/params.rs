@@ -33,14 +33,15 @@ pub struct CreateLocalParams {
     /// Terminal width in columns (default 120, at most 1000).
     #[serde(default, deserialize_with = "lenient::int")]
     pub cols: Option<i64>,
-    /// Not supported yet: session logs arrive with a later release.
+    /// Write a session log to this file (created with mode 0600; a symbolic link is refused).
     pub log_file: Option<String>,
-    /// Log rotation size in MB (with log_file).
-    #[allow(dead_code, reason = "read once session logs land")]
+    /// "raw" (the output bytes, appended; default) or "asciicast" (an asciicast v2 recording
+    /// with output, input and resizes, which `asciinema play` replays).
+    pub log_format: Option<String>,
+    /// Rotate the log when it reaches this many MB (0 = never; default 0).
     #[serde(default, deserialize_with = "lenient::int")]
     pub log_max_size: Option<i64>,
-    /// Rotated log files kept (with log_file).
-    #[allow(dead_code, reason = "read once session logs land")]
+    /// Rotated log files kept: file.1 … file.N (default 3).
     #[serde(default, deserialize_with = "lenient::int")]
     pub log_max_files: Option<i64>,
 }
@@ -69,6 +70,10 @@ pub struct SendInputParams {
     /// Quiet period in milliseconds that ends the wait when no prompt is recognised (default 300).
     #[serde(default, deserialize_with = "lenient::int")]
     pub settle_ms: Option<i64>,
+    /// Paste the input as one block (bracketed paste) when the program asked for it, so editors
+    /// and shells take multi-line text literally instead of running each line.
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub paste: Option<bool>,
     /// Cap on the returned text in bytes (default 65536): head and tail are kept and the middle
     /// is replaced by a note with the cursor to fetch it from.
     #[serde(default, deserialize_with = "lenient::int")]
@@ -102,6 +107,9 @@ pub struct ReadOutputParams {
     /// instead of the output stream. Consumes nothing.
     #[serde(default, deserialize_with = "lenient::boolean")]
     pub screen: Option<bool>,
+    /// Screen mode: also return the rows as a list, `screen_lines`.
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub screen_lines: Option<bool>,
     /// Screen mode: also return up to this many lines that scrolled off the top (at most 2000).
     #[serde(default, deserialize_with = "lenient::int")]
     pub scrollback_lines: Option<i64>,
@@ -113,16 +121,26 @@ pub struct ReadOutputParams {
     pub max_output_bytes: Option<i64>,
 }
 
+/// One key sequence, or a list of keys pressed in order.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Keys {
+    /// "ctrl+c", or several separated by spaces: "escape : w q enter".
+    Sequence(String),
+    /// ["escape", ":", "w", "q", "enter"].
+    List(Vec<String>),
+}
+
 /// Parameters of `send_control`.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct SendControlParams {
     /// The session id.
     pub session_id: String,
-    /// Key or space-separated keys: ctrl+c, ctrl+d, ctrl+z, ctrl+l, ctrl+r, enter, tab, escape,
-    /// up, down, left, right, and also any character, ctrl+<letter>, alt+<key>, shift+tab,
-    /// f1-f12, home, end, pageup, pagedown, insert, delete, backspace, space
-    /// (e.g. "escape : w q enter").
-    pub key: String,
+    /// Key, space-separated keys, or a list of keys: ctrl+c, ctrl+d, ctrl+z, ctrl+l, ctrl+r,
+    /// enter, tab, escape, up, down, left, right, and also any character, ctrl+<letter>,
+    /// alt+<key>, shift+tab, f1-f12, home, end, pageup, pagedown, insert, delete, backspace,
+    /// space (e.g. "escape : w q enter"). Names are case-insensitive; '+' or '-' joins modifiers.
+    pub key: Keys,
     /// How long to wait for the program to settle afterwards, in milliseconds (default 5000).
     #[serde(default, deserialize_with = "lenient::int")]
     pub timeout_ms: Option<i64>,

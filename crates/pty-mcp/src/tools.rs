@@ -3,6 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use engine::record::{LogFormat, LogSpec, Recorder};
 use engine::transport::local::{self, LocalCommand};
 use engine::{Echo, Offset, PatternWait, Session, SessionConfig, Settle, Settled, keys};
 use regex::{Regex, RegexBuilder};
@@ -224,9 +225,6 @@ pub async fn create_local_session(
     settings: Settings,
     p: CreateLocalParams,
 ) -> Result<Created, ToolError> {
-    if p.log_file.is_some() {
-        return Err(ToolError::invalid("log_file is not supported yet by this version of pty-mcp"));
-    }
     let line = p.command.as_deref().filter(|c| !c.trim().is_empty()).unwrap_or("/bin/bash");
     let mut cmd = LocalCommand::parse(line)?;
     cmd.args.extend(p.args.unwrap_or_default());
@@ -240,8 +238,12 @@ pub async fn create_local_session(
         cmd.cwd = Some(cwd.into());
     }
     let config = SessionConfig { rows: cmd.rows, cols: cmd.cols, buffer_size: settings.buffer_size };
+    let log =
+        LogParams { file: p.log_file, format: p.log_format, max_size: p.log_max_size, max_files: p.log_max_files };
+    let recorder = open_log(log, cmd.rows, cmd.cols)?;
     let target = line.to_string();
-    let entry = manager.create("local", target.clone(), || Ok(Session::start(local::spawn(&cmd)?, config)))?;
+    let entry =
+        manager.create("local", target.clone(), || Ok(Session::start(local::spawn(&cmd)?, config, recorder)))?;
     // Let the program draw its first prompt, so the first command is not typed into a shell
     // still reading its startup files. A recognised prompt ends this within milliseconds.
     let settle = Settle { from: Offset(0), quiet: DEFAULT_SETTLE, confirm: PROMPT_CONFIRM, require_output: true };
@@ -258,6 +260,42 @@ pub async fn create_local_session(
         rows: cmd.rows,
         cols: cmd.cols,
     })
+}
+
+/// The log parameters every create tool shares.
+pub struct LogParams {
+    /// `log_file`.
+    pub file: Option<String>,
+    /// `log_format`.
+    pub format: Option<String>,
+    /// `log_max_size` (MB).
+    pub max_size: Option<i64>,
+    /// `log_max_files`.
+    pub max_files: Option<i64>,
+}
+
+/// Opens the session log asked for, if any.
+pub fn open_log(p: LogParams, rows: u16, cols: u16) -> Result<Option<Recorder>, ToolError> {
+    let Some(file) = p.file.filter(|f| !f.trim().is_empty()) else { return Ok(None) };
+    let format = match p.format.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("") | Some("raw") => LogFormat::Raw,
+        Some("asciicast") | Some("cast") => LogFormat::Asciicast,
+        Some(other) => return Err(ToolError::invalid(format!("log_format {other:?}: use \"raw\" or \"asciicast\""))),
+    };
+    let max_size = match p.max_size {
+        Some(mb) if !(0..=1_000_000).contains(&mb) => {
+            return Err(ToolError::invalid(format!("log_max_size {mb} MB is out of range (0-1000000)")));
+        }
+        mb => mb.unwrap_or(0) as u64 * 1_000_000,
+    };
+    let max_files = match p.max_files {
+        Some(n) if !(0..=100).contains(&n) => {
+            return Err(ToolError::invalid(format!("log_max_files {n} is out of range (0-100)")));
+        }
+        n => n.unwrap_or(3) as usize,
+    };
+    let spec = LogSpec { path: file.into(), format, max_size, max_files };
+    Recorder::open(spec, rows, cols).map(Some).map_err(|e| ToolError::invalid(format!("log_file: {e}")))
 }
 
 fn size_param(name: &str, value: Option<i64>, default: u16, max: u16) -> Result<u16, ToolError> {
@@ -297,11 +335,23 @@ pub async fn send_input(manager: &SessionManager, p: SendInputParams) -> Result<
     let settle_ms = warnings.clamp("settle_ms", p.settle_ms, 300, 10, 60_000);
     let cap = warnings.clamp("max_output_bytes", p.max_output_bytes, DEFAULT_MAX_OUTPUT as i64, 256, 16 << 20) as usize;
 
-    let mut bytes = p.input.clone().into_bytes();
+    let _typing = session.lock_input().await;
+    let mut bytes = Vec::with_capacity(p.input.len() + 13);
+    if p.paste.unwrap_or(false) {
+        if session.modes().bracketed_paste {
+            bytes.extend_from_slice(b"\x1b[200~");
+            bytes.extend_from_slice(p.input.as_bytes());
+            bytes.extend_from_slice(b"\x1b[201~");
+        } else {
+            warnings.0.push("the program has not enabled bracketed paste; the input was typed as it is".into());
+            bytes.extend_from_slice(p.input.as_bytes());
+        }
+    } else {
+        bytes.extend_from_slice(p.input.as_bytes());
+    }
     if !p.raw.unwrap_or(false) {
         bytes.push(b'\r');
     }
-    let _typing = session.lock_input().await;
     let unread = session.read_cursor();
     let start = session.write(&bytes, Instant::now() + WRITE_DEADLINE).await?;
     if unread < start {
@@ -382,6 +432,9 @@ fn wait_reply(
 pub struct ScreenReply {
     /// The screen's rows joined by newlines (trailing blanks and blank bottom rows trimmed).
     pub screen: String,
+    /// The rows as a list (untrimmed at the bottom), when asked for with `screen_lines`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub screen_lines: Option<Vec<String>>,
     /// Lines that scrolled off the top, oldest first, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scrollback: Option<String>,
@@ -455,6 +508,7 @@ pub async fn read_output(manager: &SessionManager, p: ReadOutputParams) -> Resul
         let view = session.screen(scrollback);
         return Ok(ReadReply::Screen(ScreenReply {
             screen: screen_text(&view.lines),
+            screen_lines: p.screen_lines.unwrap_or(false).then(|| view.lines.clone()),
             scrollback: (scrollback > 0).then(|| view.scrollback.join("\n")),
             cursor_row: view.cursor_row,
             cursor_col: view.cursor_col,
@@ -530,7 +584,12 @@ pub async fn read_output(manager: &SessionManager, p: ReadOutputParams) -> Resul
 pub async fn send_control(manager: &SessionManager, p: SendControlParams) -> Result<OutputReply, ToolError> {
     let entry = manager.get(&p.session_id)?;
     let session = &entry.session;
-    let keys = keys::parse_sequence(&p.key).map_err(|e| ToolError::invalid(e.to_string()))?;
+    let keys = match &p.key {
+        Keys::Sequence(spec) => keys::parse_sequence(spec),
+        Keys::List(list) if list.is_empty() => Err(keys::KeyError { key: String::new() }),
+        Keys::List(list) => list.iter().map(|k| keys::parse_key(k.trim())).collect(),
+    }
+    .map_err(|e| ToolError::invalid(e.to_string()))?;
     let mut warnings = Warnings::default();
     let timeout = warnings.clamp("timeout_ms", p.timeout_ms, 5000, 0, 30_000);
     let cap = warnings.clamp("max_output_bytes", p.max_output_bytes, DEFAULT_MAX_OUTPUT as i64, 256, 16 << 20) as usize;

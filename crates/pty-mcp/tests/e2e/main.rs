@@ -2,6 +2,7 @@
 //! an agent drives it, running real bash and python3 on real PTYs.
 
 mod bad_input;
+mod fullscreen;
 mod harness;
 mod local;
 mod protocol;
