@@ -19,11 +19,12 @@
 
 mod error;
 pub mod keys;
-mod modes;
 pub mod prompt;
 pub mod record;
+mod scanner;
 mod screen;
 mod session;
+pub mod shell;
 #[cfg(test)]
 mod testutil;
 pub mod text;
@@ -32,7 +33,7 @@ pub mod transport;
 mod wait;
 
 pub use error::Error;
-pub use modes::Modes;
+pub use scanner::Modes;
 pub use screen::{Screen, ScreenView};
 pub use session::{Session, SessionConfig, Signal, State};
 pub use transcript::{Offset, Slice, Transcript};

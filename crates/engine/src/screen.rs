@@ -9,7 +9,7 @@
 
 use std::num::NonZeroU16;
 
-use crate::modes::Modes;
+use crate::scanner::Modes;
 use crate::transcript::{Offset, Transcript};
 
 /// How far the emulator may lag before catching up means replaying only the tail.

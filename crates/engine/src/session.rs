@@ -13,12 +13,13 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::error::Error;
-use crate::modes::{ModeScanner, Modes, Query};
 use crate::prompt::{self, PromptKind};
 use crate::record::Recorder;
+use crate::scanner::{Event, Modes, Query, Scanner};
 use crate::screen::{Screen, ScreenView};
+use crate::shell::ShellState;
 use crate::transcript::{Offset, Slice, Transcript};
-use crate::transport::{Connection, Control, Exit, Exited, Reader, Writer};
+use crate::transport::{Connection, Control, Exit, Exited, Foreground, Reader, Writer};
 
 /// How long output may keep arriving after the program exited (from its children still holding
 /// the terminal) before the session is declared ended.
@@ -90,7 +91,9 @@ impl State {
 pub(crate) struct Shared {
     pub(crate) transcript: Mutex<Transcript>,
     screen: Mutex<Screen>,
-    scanner: Mutex<ModeScanner>,
+    scanner: Mutex<Scanner>,
+    /// What the integrated shell's marks said.
+    shell: Mutex<ShellState>,
     pub(crate) signal: watch::Sender<Signal>,
     exit: Mutex<Option<Exit>>,
     /// The newest prompt seen at the cursor, for `last_prompt`.
@@ -124,7 +127,8 @@ impl Session {
         let shared = Arc::new(Shared {
             transcript: Mutex::new(Transcript::new(config.buffer_size)),
             screen: Mutex::new(Screen::new(config.rows, config.cols)),
-            scanner: Mutex::new(ModeScanner::default()),
+            scanner: Mutex::new(Scanner::new(conn.shell_token.clone())),
+            shell: Mutex::new(ShellState::default()),
             signal,
             exit: Mutex::new(None),
             last_prompt: Mutex::new(None),
@@ -212,6 +216,21 @@ impl Session {
         *c = (*c).max(to);
     }
 
+    /// What the shell's integration marks said (inactive when the shell is not integrated).
+    pub fn shell(&self) -> ShellState {
+        lock(&self.shared.shell).clone()
+    }
+
+    /// Runs `f` on the shell state without copying it.
+    pub(crate) fn with_shell<T>(&self, f: impl FnOnce(&ShellState) -> T) -> T {
+        f(&lock(&self.shared.shell))
+    }
+
+    /// What the foreground program is blocked on, where the transport can tell.
+    pub fn foreground(&self) -> Option<Foreground> {
+        self.control.foreground()
+    }
+
     /// The modes the program has set (alternate screen, cursor keys, bracketed paste).
     pub fn modes(&self) -> Modes {
         lock(&self.shared.scanner).modes()
@@ -245,12 +264,20 @@ impl Session {
         Some((kind, text))
     }
 
-    /// The program's state, judged on the current screen, and the newest prompt seen.
+    /// The program's state, judged on the current screen (and the shell's marks when it is
+    /// integrated), and the newest prompt seen.
     pub fn state(&self) -> (State, Option<String>) {
+        let (integrated, running) = self.with_shell(|s| (s.active, s.running));
         let state = if !self.is_alive() {
             State::Exited
         } else {
             match self.prompt() {
+                // The shell said it waits for a command, whatever its prompt looks like.
+                _ if integrated && !running => State::AtPrompt,
+                // A prompt-like line while the shell runs a busy command is only output.
+                Some((PromptKind::Shell, _)) if running && self.foreground() == Some(Foreground::Busy) => {
+                    State::Running
+                }
                 Some((PromptKind::Shell | PromptKind::Login, _)) => State::AtPrompt,
                 Some((PromptKind::Password, _)) => State::PasswordPrompt,
                 Some((PromptKind::Confirmation, _)) => State::Confirmation,
@@ -341,12 +368,23 @@ fn ingest(shared: &Shared, chunk: &[u8], writer: &Arc<tokio::sync::Mutex<Writer>
     if let Some(r) = lock(&shared.recorder).as_mut() {
         r.output(chunk);
     }
-    let mut queries = Vec::new();
+    let mut events = Vec::new();
     let modes = {
         let mut scanner = lock(&shared.scanner);
-        scanner.scan(chunk, &mut queries);
+        scanner.scan(chunk, Offset(end.0 - chunk.len() as u64), &mut events);
         scanner.modes()
     };
+    let mut queries = Vec::new();
+    if !events.is_empty() {
+        let now = Instant::now();
+        let mut shell = lock(&shared.shell);
+        for event in events {
+            match event {
+                Event::Query(q) => queries.push(q),
+                Event::Mark(m) => shell.apply(m, now.into_std()),
+            }
+        }
+    }
     if !queries.is_empty() {
         let answer = {
             let mut screen = lock(&shared.screen);

@@ -18,6 +18,9 @@ impl Control for NoControl {
     fn terminate(&self) {}
 }
 
+/// The shell-integration token of fake sessions.
+pub const TOKEN: &str = "t0k";
+
 /// The program's side of a fake session.
 pub struct Program {
     /// Write here to produce output; read here to see what was typed.
@@ -36,6 +39,7 @@ pub fn fake_session(buffer_size: usize) -> (Session, Program) {
         writer: Box::pin(writer),
         control: Arc::new(NoControl),
         exited: Box::pin(async move { exit_rx.await.ok() }),
+        shell_token: Some(TOKEN.to_string()),
     };
     let config = SessionConfig { rows: 24, cols: 80, buffer_size };
     (Session::start(conn, config, None), Program { io: theirs, exit: exit_tx })

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use crate::session::Session;
 use crate::text;
 use crate::transcript::Offset;
+use crate::transport::Foreground;
 
 /// When a settle wait may call the program idle.
 #[derive(Debug, Clone, Copy)]
@@ -24,15 +25,49 @@ pub struct Settle {
     /// Whether the prompt path needs some output after `from` first (true after typing a
     /// command: until its echo arrives, the prompt on screen is still the old one).
     pub require_output: bool,
+    /// The input had several lines, which an integrated shell may run as several commands:
+    /// a finished command then counts only once the shell stays at its prompt for `confirm`.
+    pub multiline: bool,
+    /// End the wait with [`Settled::Paused`] when output pauses for `quiet` while an integrated
+    /// shell's command is still running (for reads that follow progress); otherwise such a
+    /// pause keeps waiting for the command to finish.
+    pub return_on_pause: bool,
+}
+
+impl Settle {
+    /// Quiet that confirms a recognised prompt: long enough for a program to print its next
+    /// line, short enough not to be felt.
+    pub const CONFIRM: Duration = Duration::from_millis(20);
+
+    /// Waiting for the answer to input typed at `from`: its echo must arrive before a prompt
+    /// counts, and a command an integrated shell runs is waited for through pauses.
+    pub fn after_input(from: Offset, quiet: Duration) -> Settle {
+        Settle { from, quiet, confirm: Settle::CONFIRM, require_output: true, multiline: false, return_on_pause: false }
+    }
+
+    /// Following output from `from` without typing: a pause in output ends the wait.
+    pub fn reading(from: Offset, quiet: Duration) -> Settle {
+        Settle { from, quiet, confirm: Settle::CONFIRM, require_output: false, multiline: false, return_on_pause: true }
+    }
+
+    /// The input had several lines (see [`Settle::multiline`]).
+    pub fn multiline(mut self, multiline: bool) -> Settle {
+        self.multiline = multiline;
+        self
+    }
 }
 
 /// How a wait ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settled {
+    /// The integrated shell reported the command finished (see [`Session::shell`]).
+    Shell,
     /// A prompt appeared and stayed quiet for the confirming period.
     Prompt,
     /// No output for the quiet period.
     Quiet,
+    /// No output for the quiet period, but the integrated shell says the command still runs.
+    Paused,
     /// The session ended.
     Exited,
     /// The deadline passed while output was still arriving.
@@ -40,9 +75,9 @@ pub enum Settled {
 }
 
 impl Settled {
-    /// Whether the program is considered done (anything but a timeout).
+    /// Whether the program is considered done (not after a timeout or a mere pause).
     pub fn is_complete(self) -> bool {
-        self != Settled::TimedOut
+        !matches!(self, Settled::TimedOut | Settled::Paused)
     }
 }
 
@@ -82,8 +117,14 @@ impl Echo {
 }
 
 impl Session {
-    /// Waits until the program looks idle: a recognised prompt followed by `confirm` of quiet,
-    /// or `quiet` with no output at all, or the end of the session; `TimedOut` at `deadline`.
+    /// Waits until the program is done answering, or `TimedOut` at `deadline`:
+    /// - with an integrated shell, the moment it reports a command finished after `from`;
+    /// - otherwise (or inside a program the shell started) when a recognised prompt is followed
+    ///   by `confirm` of quiet, or after `quiet` with no output at all. While an integrated
+    ///   shell runs a command, silence alone proves nothing (`sleep 2; echo done`), so the quiet
+    ///   rule applies only when the program is seen reading the terminal, and a prompt-like
+    ///   line only when the program is not busy;
+    /// - or when the session ends.
     pub async fn settle(&self, opts: Settle, deadline: Instant) -> Settled {
         let mut rx = self.subscribe();
         let mut last_output = Instant::now();
@@ -95,19 +136,40 @@ impl Session {
             }
             let now = Instant::now();
             let quiet_for = now - last_output;
+            let (finished, at_prompt, running) =
+                self.with_shell(|s| (s.finished_after(opts.from).is_some(), s.at_prompt(), s.active && s.running));
+            if finished && (!opts.multiline || (at_prompt && quiet_for >= opts.confirm)) {
+                return Settled::Shell;
+            }
             if !prompt_checked && quiet_for >= opts.confirm {
                 prompt_checked = true;
-                if (signal.end > opts.from || !opts.require_output) && self.prompt().is_some() {
+                let fresh = signal.end > opts.from || !opts.require_output;
+                if fresh
+                    && !finished
+                    && self.prompt().is_some()
+                    && !(running && self.foreground() == Some(Foreground::Busy))
+                {
                     return Settled::Prompt;
                 }
             }
-            if quiet_for >= opts.quiet {
-                return Settled::Quiet;
+            if quiet_for >= opts.quiet && !finished {
+                if !running || self.foreground() == Some(Foreground::ReadingTerminal) {
+                    return Settled::Quiet;
+                }
+                if opts.return_on_pause {
+                    return Settled::Paused;
+                }
             }
             if now >= deadline {
                 return Settled::TimedOut;
             }
-            let wake = if prompt_checked { last_output + opts.quiet } else { last_output + opts.confirm };
+            let wake = if !prompt_checked || (finished && opts.multiline) {
+                last_output + opts.confirm
+            } else if quiet_for < opts.quiet {
+                last_output + opts.quiet
+            } else {
+                deadline
+            };
             tokio::select! {
                 changed = rx.changed() => {
                     if changed.is_err() {
@@ -140,6 +202,25 @@ impl Session {
                     return PatternWait::Exited;
                 },
                 _ = tokio::time::sleep_until(deadline) => return PatternWait::TimedOut,
+            }
+        }
+    }
+
+    /// Waits until the integrated shell has drawn its prompt after offset `after` (its B mark),
+    /// or `deadline`; returns whether it did.
+    pub async fn wait_prompt_drawn(&self, after: Offset, deadline: Instant) -> bool {
+        let mut rx = self.subscribe();
+        let drawn = |s: &Session| s.with_shell(|sh| sh.prompt_end.is_some_and(|p| p > after));
+        loop {
+            if drawn(self) {
+                return true;
+            }
+            if !rx.borrow_and_update().alive {
+                return false;
+            }
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { return drawn(self) },
+                _ = tokio::time::sleep_until(deadline) => return drawn(self),
             }
         }
     }
@@ -285,7 +366,14 @@ mod tests {
     const LONG: Duration = Duration::from_secs(30);
 
     fn settle_from(from: Offset) -> Settle {
-        Settle { from, quiet: Duration::from_millis(300), confirm: Duration::from_millis(20), require_output: true }
+        Settle {
+            from,
+            quiet: Duration::from_millis(300),
+            confirm: Duration::from_millis(20),
+            require_output: true,
+            multiline: false,
+            return_on_pause: false,
+        }
     }
 
     #[tokio::test]

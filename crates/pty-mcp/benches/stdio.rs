@@ -194,12 +194,7 @@ async fn screen_cost(peer: &Peer<RoleClient>, rounds: usize) -> anyhow::Result<(
             tokio::time::Instant::now() + Duration::from_secs(5),
         )
         .await?;
-    let settle = engine::Settle {
-        from: engine::Offset(0),
-        quiet: Duration::from_millis(300),
-        confirm: Duration::from_millis(20),
-        require_output: true,
-    };
+    let settle = engine::Settle::after_input(engine::Offset(0), Duration::from_millis(300));
     session.settle(settle, tokio::time::Instant::now() + Duration::from_secs(10)).await;
     let mut inside = Vec::new();
     for _ in 0..rounds {

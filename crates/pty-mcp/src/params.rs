@@ -33,6 +33,10 @@ pub struct CreateLocalParams {
     /// Terminal width in columns (default 120, at most 1000).
     #[serde(default, deserialize_with = "lenient::int")]
     pub cols: Option<i64>,
+    /// Report command completion exactly through shell integration (OSC 133 marks) when the
+    /// program is bash (default true). False leaves the shell untouched.
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub shell_integration: Option<bool>,
     /// Write a session log to this file (created with mode 0600; a symbolic link is refused).
     pub log_file: Option<String>,
     /// "raw" (the output bytes, appended; default) or "asciicast" (an asciicast v2 recording
@@ -70,6 +74,10 @@ pub struct SendInputParams {
     /// Quiet period in milliseconds that ends the wait when no prompt is recognised (default 300).
     #[serde(default, deserialize_with = "lenient::int")]
     pub settle_ms: Option<i64>,
+    /// With shell integration: also return the echoed command line and the prompt that
+    /// follows the output (default false: exactly the command's output).
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub include_prompt: Option<bool>,
     /// Paste the input as one block (bracketed paste) when the program asked for it, so editors
     /// and shells take multi-line text literally instead of running each line.
     #[serde(default, deserialize_with = "lenient::boolean")]

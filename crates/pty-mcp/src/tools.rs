@@ -15,9 +15,6 @@ use crate::manager::{Entry, SessionManager};
 use crate::params::*;
 use crate::reply::{self, DEFAULT_MAX_OUTPUT, Rendered};
 
-/// Quiet that confirms a recognised prompt: long enough for a program to print its next line,
-/// short enough not to be felt.
-const PROMPT_CONFIRM: Duration = Duration::from_millis(20);
 /// Quiet that ends a wait when no prompt is recognised (the Go version's value).
 const DEFAULT_SETTLE: Duration = Duration::from_millis(300);
 /// How long typing may block on a program that does not read its input.
@@ -94,11 +91,19 @@ pub struct OutputReply {
     pub is_alive: bool,
     /// Whether the program finished answering (a prompt came back, output went quiet, or it exited).
     pub is_complete: bool,
-    /// How completion was judged: prompt, quiet, exited or timeout.
+    /// How completion was judged: "shell" (the integrated shell reported it: exact),
+    /// "heuristic" (a prompt came back, or output went quiet), "exited", "timeout", or
+    /// "paused" (read_output: output paused while the shell's command still runs).
     pub completion: &'static str,
+    /// How long the command ran, as the integrated shell reported it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// The shell's working directory after the command (with shell integration).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
     /// What the program is doing now.
     pub state: &'static str,
-    /// Exit status, once the program has ended.
+    /// Exit status of the command (with shell integration), or of the program once it ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
     /// Signal that ended the program, if one did.
@@ -124,8 +129,9 @@ fn is_zero(n: &u64) -> bool {
 
 fn completion(s: Settled) -> &'static str {
     match s {
-        Settled::Prompt => "prompt",
-        Settled::Quiet => "quiet",
+        Settled::Shell => "shell",
+        Settled::Prompt | Settled::Quiet => "heuristic",
+        Settled::Paused => "paused",
         Settled::Exited => "exited",
         Settled::TimedOut => "timeout",
     }
@@ -133,7 +139,15 @@ fn completion(s: Settled) -> &'static str {
 
 impl OutputReply {
     fn new(session: &Session, r: Rendered, settled: Settled, warnings: Warnings) -> OutputReply {
-        let (exit_code, exit_signal) = exit_fields(session);
+        let (mut exit_code, exit_signal) = exit_fields(session);
+        let (mut duration_ms, mut cwd) = (None, None);
+        if settled == Settled::Shell
+            && let Some(done) = session.shell().last
+        {
+            exit_code = exit_code.or(done.exit);
+            duration_ms = done.duration.map(|d| d.as_millis() as u64);
+            cwd = done.cwd;
+        }
         OutputReply {
             output: r.text,
             cursor: r.to.0,
@@ -142,6 +156,8 @@ impl OutputReply {
             is_alive: session.is_alive(),
             is_complete: settled.is_complete(),
             completion: completion(settled),
+            duration_ms,
+            cwd,
             state: session.state().0.as_str(),
             exit_code,
             exit_signal,
@@ -151,6 +167,44 @@ impl OutputReply {
             warnings: warnings.0,
         }
     }
+}
+
+/// How long to let an integrated shell draw its prompt after a command, so the prompt is not
+/// left unread for the next call; it normally follows within a millisecond.
+const PROMPT_DRAW: Duration = Duration::from_millis(50);
+
+/// What a reply shows of the output after typing.
+#[derive(Clone, Copy)]
+struct Shown<'a> {
+    /// The text typed, whose echo is left out of an integrated shell's command output.
+    typed: Option<&'a str>,
+    /// Show everything: echo, output and the prompt after it.
+    include_prompt: bool,
+}
+
+/// The transcript range to show for input typed at `start`. With an integrated shell, exactly
+/// the command's output: from its C mark (or, without one, after the echo of the typed line) to
+/// its D mark, or to the end while it runs. Otherwise, or with `include_prompt`, everything.
+fn command_range(session: &Session, start: Offset, shown: Shown<'_>) -> (Offset, Offset) {
+    let end = session.end();
+    let shell = session.shell();
+    if shown.include_prompt || !shell.active {
+        return (start, end);
+    }
+    let output_start = shell.first_output_start_after(start);
+    let Some(done) = shell.finished_after(start) else { return (output_start.unwrap_or(start), end) };
+    let from = output_start.unwrap_or_else(|| skip_echo(session, start, done.output_to, shown.typed));
+    (from, done.output_to)
+}
+
+/// Where output after `start` begins once the echo of `typed` (its first line) is skipped.
+fn skip_echo(session: &Session, start: Offset, to: Offset, typed: Option<&str>) -> Offset {
+    let first_typed = typed.and_then(|t| t.lines().map(str::trim).find(|l| !l.is_empty()));
+    let Some(first_typed) = first_typed else { return start };
+    let bytes = session.slice(start, to.since(start) as usize).bytes;
+    let Some(nl) = bytes.iter().position(|&b| b == b'\n') else { return start };
+    // The echo is the typed line, possibly after a prompt; anything else is real output.
+    if engine::text::clean(&bytes[..nl]).trim_end().ends_with(first_typed) { start.plus(nl + 1) } else { start }
 }
 
 /// The reply of a pattern wait (`wait_for`).
@@ -231,6 +285,7 @@ pub async fn create_local_session(
     cmd.rows = size_param("rows", p.rows, 40, 500)?;
     cmd.cols = size_param("cols", p.cols, 120, 1000)?;
     cmd.env = p.env.unwrap_or_default().into_iter().collect();
+    cmd.shell_integration = p.shell_integration.unwrap_or(true);
     if let Some(cwd) = p.cwd.filter(|c| !c.is_empty()) {
         if !std::path::Path::new(&cwd).is_dir() {
             return Err(ToolError::invalid(format!("cwd {cwd:?} is not a directory")));
@@ -246,8 +301,11 @@ pub async fn create_local_session(
         manager.create("local", target.clone(), || Ok(Session::start(local::spawn(&cmd)?, config, recorder)))?;
     // Let the program draw its first prompt, so the first command is not typed into a shell
     // still reading its startup files. A recognised prompt ends this within milliseconds.
-    let settle = Settle { from: Offset(0), quiet: DEFAULT_SETTLE, confirm: PROMPT_CONFIRM, require_output: true };
-    entry.session.settle(settle, Instant::now() + BANNER_WAIT).await;
+    let settle = Settle::after_input(Offset(0), DEFAULT_SETTLE);
+    let deadline = Instant::now() + BANNER_WAIT;
+    if entry.session.settle(settle, deadline).await == Settled::Shell {
+        entry.session.wait_prompt_drawn(Offset(0), deadline).await;
+    }
     let banner = reply::render(&entry.session, Offset(0), entry.session.end(), DEFAULT_MAX_OUTPUT);
     entry.session.advance_read_cursor(banner.to);
     Ok(Created {
@@ -372,12 +430,32 @@ pub async fn send_input(manager: &SessionManager, p: SendInputParams) -> Result<
         return Ok(SendReply::Wait(reply));
     }
 
-    let opts = Settle { from: start, quiet: ms(settle_ms), confirm: PROMPT_CONFIRM, require_output: true };
+    let multiline = p.input.trim_end_matches(['\r', '\n']).contains(['\r', '\n']);
+    let opts = Settle::after_input(start, ms(settle_ms)).multiline(multiline);
     let settled = session.settle(opts, Instant::now() + ms(timeout)).await;
-    let end = session.end();
-    let rendered = reply::render(session, start, end, cap);
-    session.advance_read_cursor(rendered.to);
-    Ok(SendReply::Output(OutputReply::new(session, rendered, settled, warnings)))
+    let shown = Shown { typed: Some(&p.input), include_prompt: p.include_prompt.unwrap_or(false) };
+    Ok(SendReply::Output(finish_reply(session, start, settled, shown, cap, warnings).await))
+}
+
+/// The reply after typing at `start` and waiting: the command's output, its status, and the
+/// read cursor moved past everything shown (and past the prompt an integrated shell drew).
+async fn finish_reply(
+    session: &Session,
+    start: Offset,
+    settled: Settled,
+    shown: Shown<'_>,
+    cap: usize,
+    warnings: Warnings,
+) -> OutputReply {
+    if settled == Settled::Shell
+        && let Some(done) = session.shell().finished_after(start).cloned()
+    {
+        session.wait_prompt_drawn(done.mark_end, Instant::now() + PROMPT_DRAW).await;
+    }
+    let (from, to) = command_range(session, start, shown);
+    let rendered = reply::render(session, from, to, cap);
+    session.advance_read_cursor(session.end());
+    OutputReply::new(session, rendered, settled, warnings)
 }
 
 fn wait_reply(
@@ -553,12 +631,7 @@ pub async fn read_output(manager: &SessionManager, p: ReadOutputParams) -> Resul
             && context > 0
         {
             // Give the lines after the match a moment to arrive; they usually come with it.
-            let opts = Settle {
-                from: m.line_end,
-                quiet: Duration::from_millis(50),
-                confirm: PROMPT_CONFIRM,
-                require_output: false,
-            };
+            let opts = Settle::reading(m.line_end, Duration::from_millis(50));
             session.settle(opts, deadline.min(Instant::now() + Duration::from_millis(500))).await;
         }
         let reply = wait_reply(session, from, outcome, context, tail, warnings);
@@ -569,7 +642,7 @@ pub async fn read_output(manager: &SessionManager, p: ReadOutputParams) -> Resul
     }
 
     let settle_ms = warnings.clamp("settle_ms", p.settle_ms, 300, 10, 60_000);
-    let opts = Settle { from, quiet: ms(settle_ms), confirm: PROMPT_CONFIRM, require_output: false };
+    let opts = Settle::reading(from, ms(settle_ms));
     let settled = session.settle(opts, deadline).await;
     let rendered = reply::render(session, from, session.end(), cap);
     session.advance_read_cursor(rendered.to);
@@ -597,11 +670,12 @@ pub async fn send_control(manager: &SessionManager, p: SendControlParams) -> Res
     let app_cursor = session.modes().app_cursor;
     let bytes: Vec<u8> = keys.iter().flat_map(|k| k.bytes(app_cursor)).collect();
     let start = session.write(&bytes, Instant::now() + WRITE_DEADLINE).await?;
-    let opts = Settle { from: start, quiet: DEFAULT_SETTLE, confirm: PROMPT_CONFIRM, require_output: false };
+    // Keys need not be echoed (a pager's space prints nothing new of its own).
+    let opts = Settle { require_output: false, ..Settle::after_input(start, DEFAULT_SETTLE) };
     let settled = session.settle(opts, Instant::now() + ms(timeout)).await;
-    let rendered = reply::render(session, start, session.end(), cap);
-    session.advance_read_cursor(rendered.to);
-    let mut reply = OutputReply::new(session, rendered, settled, warnings);
+    // Keys are not a command line: show everything they caused, prompt included.
+    let mut reply =
+        finish_reply(session, start, settled, Shown { typed: None, include_prompt: true }, cap, warnings).await;
     if session.modes().alt_screen {
         reply.screen = Some(screen_text(&session.screen(0).lines));
     }
@@ -653,6 +727,14 @@ pub struct SessionInfo {
     pub unread_bytes: u64,
     /// at_prompt, password_prompt, confirmation, pager, full_screen, running or exited.
     pub state: &'static str,
+    /// Whether the shell reports its commands through shell integration.
+    pub shell_integration: bool,
+    /// Exit status of the last command the integrated shell finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_exit_code: Option<i32>,
+    /// The integrated shell's working directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
     /// Whether a secret is waiting to be sent (always false until secrets land).
     pub awaiting_secret: bool,
     /// The newest prompt seen.
@@ -674,6 +756,7 @@ pub fn session_info(entry: &Entry, as_list: bool) -> SessionInfo {
     let s = &entry.session;
     let (state, last_prompt) = s.state();
     let (exit_code, exit_signal) = exit_fields(s);
+    let shell = s.shell();
     SessionInfo {
         id: as_list.then(|| entry.id.clone()),
         session_id: (!as_list).then(|| entry.id.clone()),
@@ -683,6 +766,9 @@ pub fn session_info(entry: &Entry, as_list: bool) -> SessionInfo {
         cursor: s.end().0,
         unread_bytes: s.end().since(s.read_cursor()),
         state: state.as_str(),
+        shell_integration: shell.active,
+        last_exit_code: shell.last.as_ref().and_then(|l| l.exit),
+        cwd: shell.cwd.clone(),
         awaiting_secret: false,
         last_prompt,
         exit_code,

@@ -6,8 +6,9 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{Connection, Control, Exit};
+use super::{Connection, Control, Exit, Foreground};
 use crate::error::Error;
+use crate::shell;
 
 /// What to run on a local PTY.
 #[derive(Debug, Clone)]
@@ -24,6 +25,8 @@ pub struct LocalCommand {
     pub rows: u16,
     /// Terminal width.
     pub cols: u16,
+    /// Set up shell integration when the program is a shell we know (bash).
+    pub shell_integration: bool,
 }
 
 impl LocalCommand {
@@ -46,7 +49,7 @@ impl LocalCommand {
             let program = words.next().unwrap_or_default();
             (program, words.collect())
         };
-        Ok(LocalCommand { program, args, cwd: None, env: Vec::new(), rows: 40, cols: 120 })
+        Ok(LocalCommand { program, args, cwd: None, env: Vec::new(), rows: 40, cols: 120, shell_integration: true })
     }
 }
 
@@ -55,13 +58,26 @@ impl LocalCommand {
 pub fn spawn(cmd: &LocalCommand) -> Result<Connection, Error> {
     let spawn_err =
         |e: pty_process::Error| Error::Spawn { program: cmd.program.clone(), source: io::Error::other(e.to_string()) };
+    let io_err = |source: io::Error| Error::Spawn { program: cmd.program.clone(), source };
+    let integration = match shell::detect(&cmd.program, &cmd.args).filter(|_| cmd.shell_integration) {
+        Some(kind) => {
+            let token = shell::new_token().map_err(io_err)?;
+            let setup = shell::prepare_local(kind, &cmd.args, &cmd.env, &token).map_err(io_err)?;
+            Some((token, setup))
+        }
+        None => None,
+    };
+    let args = integration.as_ref().map_or(&cmd.args, |(_, s)| &s.args);
     let (pty, pts) = pty_process::open().map_err(spawn_err)?;
     pty.resize(pty_process::Size::new(cmd.rows, cmd.cols)).map_err(spawn_err)?;
     let mut command = pty_process::Command::new(&cmd.program)
-        .args(&cmd.args)
+        .args(args)
         .env("TERM", "xterm-256color")
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))
         .kill_on_drop(true);
+    if let Some((_, setup)) = &integration {
+        command = command.envs(setup.env.iter().map(|(k, v)| (k, v)));
+    }
     if let Some(cwd) = &cmd.cwd {
         command = command.current_dir(cwd);
     }
@@ -80,11 +96,16 @@ pub fn spawn(cmd: &LocalCommand) -> Result<Connection, Error> {
         let status = child.wait().await.ok()?;
         Some(Exit { code: status.code(), signal: status.signal() })
     });
+    let (shell_token, files) = match integration {
+        Some((token, setup)) => (Some(token), Some(setup.files)),
+        None => (None, None),
+    };
     Ok(Connection {
         reader: Box::pin(reader),
         writer: Box::pin(writer),
-        control: Arc::new(LocalControl { master: fd, session: pid as i32 }),
+        control: Arc::new(LocalControl { master: fd, session: pid as i32, _files: files }),
         exited,
+        shell_token,
     })
 }
 
@@ -93,6 +114,8 @@ struct LocalControl {
     master: OwnedFd,
     /// Session id of the child: its pid, since it called `setsid`.
     session: i32,
+    /// The shell's integration rcfile, kept while the session lives.
+    _files: Option<shell::IntegrationFiles>,
 }
 
 impl Control for LocalControl {
@@ -109,6 +132,27 @@ impl Control for LocalControl {
             let mut t: libc::termios = std::mem::zeroed();
             (libc::tcgetattr(self.master.as_raw_fd(), &mut t) == 0).then_some(t.c_lflag & libc::ECHO != 0)
         }
+    }
+
+    fn foreground(&self) -> Option<Foreground> {
+        // SAFETY: tcgetpgrp only reads the terminal's foreground process group.
+        let pgrp = unsafe { libc::tcgetpgrp(self.master.as_raw_fd()) };
+        if pgrp <= 0 {
+            return None;
+        }
+        // The group's leader is the program the shell started (or the shell itself).
+        let wchan = std::fs::read_to_string(format!("/proc/{pgrp}/wchan")).ok()?;
+        Some(match wchan.trim() {
+            "wait_woken" | "n_tty_read" => Foreground::ReadingTerminal,
+            w if w.starts_with("poll_")
+                || w.contains("select")
+                || w.contains("epoll")
+                || w.starts_with("do_sys_poll") =>
+            {
+                Foreground::Polling
+            }
+            _ => Foreground::Busy,
+        })
     }
 
     fn terminate(&self) {

@@ -38,6 +38,24 @@ pub trait Control: Send + Sync + 'static {
 
     /// Ends the far end: hangs up the terminal and stops its processes.
     fn terminate(&self);
+
+    /// What the terminal's foreground program is doing, where the transport can see it (a local
+    /// PTY can; a remote one cannot). Used to tell a program waiting at a prompt from one that
+    /// is merely quiet.
+    fn foreground(&self) -> Option<Foreground> {
+        None
+    }
+}
+
+/// What the foreground program of a terminal is blocked on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Foreground {
+    /// Reading the terminal: it waits for input.
+    ReadingTerminal,
+    /// Waiting on several descriptors (poll/select): a line editor, or a network client.
+    Polling,
+    /// Sleeping, waiting for a child, or running.
+    Busy,
 }
 
 /// An open transport, ready to be handed to a [`crate::Session`].
@@ -50,4 +68,6 @@ pub struct Connection {
     pub control: Arc<dyn Control>,
     /// Resolves when the far end has ended.
     pub exited: Exited,
+    /// The token of the shell-integration marks, when the transport set the shell up for them.
+    pub shell_token: Option<String>,
 }

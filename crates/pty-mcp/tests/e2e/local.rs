@@ -77,7 +77,7 @@ async fn ctrl_c_interrupts_and_the_shell_is_usable_after() {
     let r = s.call("send_control", json!({"session_id": id, "key": "ctrl+c"})).await;
     assert_eq!(r["state"], "at_prompt", "{r}");
     let r = s.input(&id, "echo still-here").await;
-    assert!(output(&r).contains("\nstill-here\n"), "{r}");
+    assert_eq!(output(&r), "still-here\n", "{r}");
 }
 
 #[tokio::test]
@@ -131,7 +131,7 @@ async fn nothing_is_lost_or_repeated_when_the_ring_wraps() {
     let first = s.call("send_input", json!({"session_id": id, "input": script, "timeout_ms": 0})).await;
     let start = first["cursor_start"].as_u64().unwrap();
     let mut text = output(&first).to_string();
-    while !text.contains("\nEND-OF-RUN") {
+    while !text.lines().any(|l| l == "END-OF-RUN") {
         let r = s.call("read_output", json!({"session_id": id, "timeout": 20, "settle_ms": 10})).await;
         assert!(r.get("lost_bytes").is_none(), "lost output: {r}");
         text.push_str(output(&r));
@@ -159,7 +159,7 @@ async fn one_session_waiting_never_delays_another() {
     });
     let started = std::time::Instant::now();
     let r = s.input(&fast, "echo quick").await;
-    assert!(output(&r).contains("\nquick\n"));
+    assert_eq!(output(&r), "quick\n");
     assert!(!waiting.is_finished(), "the slow wait ended early");
     // Behaviour, not a benchmark: the answer came while the other call was still waiting.
     assert!(started.elapsed() < std::time::Duration::from_secs(8));
@@ -189,7 +189,7 @@ async fn resize_reaches_the_program() {
     let r = s.call("resize_session", json!({"session_id": id, "rows": 33, "cols": 101})).await;
     assert_eq!(r["success"], true);
     let r = s.input(&id, "stty size").await;
-    assert!(output(&r).contains("\n33 101\n"), "{r}");
+    assert_eq!(output(&r), "33 101\n", "{r}");
 }
 
 #[tokio::test]

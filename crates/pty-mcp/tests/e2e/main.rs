@@ -6,3 +6,4 @@ mod fullscreen;
 mod harness;
 mod local;
 mod protocol;
+mod shell;
