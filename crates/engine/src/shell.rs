@@ -141,17 +141,29 @@ impl ShellState {
 pub enum ShellKind {
     /// GNU bash (4.4 or newer, for PS0).
     Bash,
+    /// zsh.
+    Zsh,
+    /// fish.
+    Fish,
 }
 
 /// Recognises an interactive shell from its program and arguments: a known shell started
-/// without a command (`-c`) or script to run.
+/// without a command (`-c`) or script to run, and without options that skip the startup files
+/// our hooks ride on (bash's login mode ignores `--rcfile`; zsh's `-f` reads no files).
 pub fn detect(program: &str, args: &[String]) -> Option<ShellKind> {
     let name = Path::new(program).file_name()?.to_str()?;
     let kind = match name.trim_start_matches('-') {
         "bash" => ShellKind::Bash,
+        "zsh" => ShellKind::Zsh,
+        "fish" => ShellKind::Fish,
         _ => return None,
     };
-    let runs_something = args.iter().any(|a| a == "-c" || !a.starts_with('-') || a == "--login" || a == "-l");
+    let excluded: &[&str] = match kind {
+        ShellKind::Bash => &["-c", "-l", "--login", "--posix"],
+        ShellKind::Zsh => &["-c", "-f", "--no-rcs"],
+        ShellKind::Fish => &["-c", "--command", "-N", "--no-config"],
+    };
+    let runs_something = args.iter().any(|a| excluded.contains(&a.as_str()) || !a.starts_with('-'));
     (!runs_something).then_some(kind)
 }
 
@@ -187,35 +199,106 @@ pub struct LocalIntegration {
     pub files: IntegrationFiles,
 }
 
-/// Prepares a local bash to load our hooks after the user's own startup files.
+/// Prepares a local shell to load our hooks after the user's own startup files.
 ///
-/// `--norc` is honoured by skipping `~/.bashrc` in our rcfile (bash ignores `--rcfile` when
-/// given `--norc`); a `PS1` in `env` is restored after `/etc/bash.bashrc`, which bash reads
-/// whatever rcfile it is given.
+/// - bash: `--rcfile` pointing at ours, which sources `~/.bashrc` first. `--norc` is honoured by
+///   skipping `~/.bashrc` (bash ignores `--rcfile` when given `--norc`); a `PS1` in `env` is
+///   restored after `/etc/bash.bashrc`, which bash reads whatever rcfile it is given.
+/// - zsh: `ZDOTDIR` pointing at ours, whose `.zshenv` puts the user's `ZDOTDIR` back, sources
+///   the user's `.zshenv` and adds `precmd`/`preexec` hooks; zsh then reads the user's other
+///   files from their own place.
+/// - fish: `--init-command`, which runs after the user's configuration.
 ///
 /// # Errors
-/// When the private directory for the rcfile cannot be written.
+/// When the private directory for the files cannot be written.
 pub fn prepare_local(
     kind: ShellKind,
     args: &[String],
     env: &[(String, String)],
     token: &str,
 ) -> io::Result<LocalIntegration> {
-    let ShellKind::Bash = kind;
     let dir = tempfile::Builder::new().prefix("pty-mcp-shell-").tempdir()?;
-    let rcfile: PathBuf = dir.path().join("bashrc");
-    std::fs::write(&rcfile, bash_rcfile(token))?;
-    let norc = args.iter().any(|a| a == "--norc");
-    let mut new_args: Vec<String> = args.iter().filter(|a| *a != "--norc").cloned().collect();
-    new_args.splice(0..0, ["--rcfile".to_string(), rcfile.display().to_string()]);
+    let mut new_args: Vec<String> = args.to_vec();
     let mut extra = Vec::new();
-    if norc {
-        extra.push(("__PTY_MCP_NORC".to_string(), "1".to_string()));
-    }
-    if let Some((_, ps1)) = env.iter().find(|(k, _)| k == "PS1") {
-        extra.push(("__PTY_MCP_PS1".to_string(), ps1.clone()));
+    match kind {
+        ShellKind::Bash => {
+            let rcfile: PathBuf = dir.path().join("bashrc");
+            std::fs::write(&rcfile, bash_rcfile(token))?;
+            if args.iter().any(|a| a == "--norc") {
+                new_args.retain(|a| a != "--norc");
+                extra.push(("__PTY_MCP_NORC".to_string(), "1".to_string()));
+            }
+            new_args.splice(0..0, ["--rcfile".to_string(), rcfile.display().to_string()]);
+            if let Some((_, ps1)) = env.iter().find(|(k, _)| k == "PS1") {
+                extra.push(("__PTY_MCP_PS1".to_string(), ps1.clone()));
+            }
+        }
+        ShellKind::Zsh => {
+            std::fs::write(dir.path().join(".zshenv"), zsh_env(token))?;
+            let user_zdotdir = env
+                .iter()
+                .find(|(k, _)| k == "ZDOTDIR")
+                .map(|(_, v)| v.clone())
+                .or_else(|| std::env::var("ZDOTDIR").ok());
+            if let Some(z) = user_zdotdir {
+                extra.push(("__PTY_MCP_ZDOTDIR".to_string(), z));
+            }
+            extra.push(("ZDOTDIR".to_string(), dir.path().display().to_string()));
+        }
+        ShellKind::Fish => {
+            let script = dir.path().join("integration.fish");
+            std::fs::write(&script, fish_init(token))?;
+            new_args.splice(0..0, ["--init-command".to_string(), format!("source '{}'", script.display())]);
+        }
     }
     Ok(LocalIntegration { args: new_args, env: extra, files: IntegrationFiles { dir } })
+}
+
+/// zsh: our `.zshenv`. Hooks are added with `add-zsh-hook`, so the user's own precmd and
+/// preexec functions keep running; the prompt is wrapped again whenever a theme rewrites it.
+fn zsh_env(token: &str) -> String {
+    format!(
+        r#"# pty-mcp shell integration (generated for one session, removed when it ends)
+if [[ -n "${{__PTY_MCP_ZDOTDIR-}}" ]]; then ZDOTDIR=$__PTY_MCP_ZDOTDIR; else unset ZDOTDIR; fi
+unset __PTY_MCP_ZDOTDIR
+[[ -r "${{ZDOTDIR:-$HOME}}/.zshenv" ]] && builtin source "${{ZDOTDIR:-$HOME}}/.zshenv"
+typeset -g __ptymcp_k='{token}'
+__ptymcp_precmd() {{
+  local s=$?
+  builtin printf '\e]133;D;%s;k=%s;cwd=%s' "$s" "$__ptymcp_k" "$PWD"
+  if [[ "$PS1" != *"133;B;k=$__ptymcp_k"* ]]; then
+    PS1=$'%{{\e]133;A;k='"$__ptymcp_k"$'%}}'"$PS1"$'%{{\e]133;B;k='"$__ptymcp_k"$'%}}'
+  fi
+  return $s
+}}
+__ptymcp_preexec() {{ builtin printf '\e]133;C;k=%s' "$__ptymcp_k"; }}
+autoload -Uz add-zsh-hook
+add-zsh-hook precmd __ptymcp_precmd
+add-zsh-hook preexec __ptymcp_preexec
+"#
+    )
+}
+
+/// fish: event handlers, and the user's `fish_prompt` wrapped to end with the B mark.
+fn fish_init(token: &str) -> String {
+    format!(
+        r#"# pty-mcp shell integration (generated for one session, removed when it ends)
+set -g __ptymcp_k '{token}'
+function __ptymcp_prompt_event --on-event fish_prompt
+    set -l s $status
+    printf '\e]133;D;%s;k=%s;cwd=%s' $s $__ptymcp_k $PWD
+    printf '\e]133;A;k=%s' $__ptymcp_k
+end
+function __ptymcp_preexec --on-event fish_preexec
+    printf '\e]133;C;k=%s' $__ptymcp_k
+end
+functions -c fish_prompt __ptymcp_user_prompt
+function fish_prompt
+    __ptymcp_user_prompt
+    printf '\e]133;B;k=%s' $__ptymcp_k
+end
+"#
+    )
 }
 
 /// The rcfile: the user's bashrc first, then hooks that keep the user's `PROMPT_COMMAND`, `PS0`
@@ -284,5 +367,9 @@ mod tests {
         assert_eq!(detect("bash", &args(&["-c", "exit 3"])), None);
         assert_eq!(detect("bash", &args(&["script.sh"])), None);
         assert_eq!(detect("python3", &[]), None);
+        assert_eq!(detect("/usr/bin/zsh", &[]), Some(ShellKind::Zsh));
+        assert_eq!(detect("zsh", &args(&["-f"])), None);
+        assert_eq!(detect("fish", &args(&["--private"])), Some(ShellKind::Fish));
+        assert_eq!(detect("bash", &args(&["-l"])), None);
     }
 }

@@ -61,9 +61,12 @@ struct LineRenderer {
 
 impl LineRenderer {
     fn finish(mut self) -> String {
-        self.flush_line();
-        // `flush_line` always appends a newline; the last line keeps none unless it had one.
-        self.out.pop();
+        // An unfinished last line of nothing but blanks is terminal housekeeping (zsh's
+        // PROMPT_SP pads a line with spaces before each prompt), not output.
+        if self.line.iter().all(|c| *c == ' ') {
+            return self.out;
+        }
+        self.out.extend(self.line.drain(..));
         self.out
     }
 
@@ -178,6 +181,12 @@ mod tests {
     #[test]
     fn invalid_utf8_becomes_replacement_characters() {
         assert_eq!(clean(b"a\xffb \xc3\xa9"), "a\u{fffd}b \u{e9}");
+    }
+
+    #[test]
+    fn a_trailing_line_of_blanks_is_dropped() {
+        assert_eq!(clean(b"ok\r\n\x1b[7m%\x1b[27m      \r \r"), "ok\n");
+        assert_eq!(clean(b"$ "), "$ ");
     }
 
     #[test]

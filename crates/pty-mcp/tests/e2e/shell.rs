@@ -183,3 +183,29 @@ async fn integration_can_be_turned_off() {
     assert!(output(&r).contains("plain\n"));
     assert_eq!(s.call("get_session_state", json!({"session_id": id})).await["shell_integration"], false);
 }
+
+/// zsh and fish get the same exact completion; the test machine installs them (scripts/test).
+#[tokio::test]
+async fn zsh_and_fish_report_commands_too() {
+    for shell in ["zsh", "fish"] {
+        let home = tempfile::tempdir().unwrap();
+        // An empty ~/.zshrc keeps zsh's first-run wizard away.
+        std::fs::write(home.path().join(".zshrc"), "PS1='zsh%# '\n").unwrap();
+        let s = Server::start().await;
+        let v = s.call("create_local_session", json!({"command": shell, "env": {"HOME": home.path()}})).await;
+        let id = v["session_id"].as_str().unwrap();
+        let st = s.call("get_session_state", json!({"session_id": id})).await;
+        assert_eq!(st["shell_integration"], true, "{shell}: {st} {v}");
+        for (cmd, code, out) in [("echo ok", 0, "ok\n"), ("false", 1, ""), ("sleep 1; echo done", 0, "done\n")] {
+            let r = s.input(id, cmd).await;
+            assert_eq!(
+                (r["completion"].as_str(), r["exit_code"].as_i64(), output(&r)),
+                (Some("shell"), Some(code), out),
+                "{shell} {cmd}: {r}"
+            );
+            no_marks(&r);
+        }
+        let r = s.input(id, "cd /tmp").await;
+        assert_eq!(r["cwd"], "/tmp", "{shell}: {r}");
+    }
+}
