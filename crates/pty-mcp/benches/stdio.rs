@@ -29,15 +29,26 @@ async fn main() -> anyhow::Result<()> {
     let peer = client.peer().clone();
 
     let rounds = if quick { 50 } else { 300 };
-    let bash = session(&peer, "bash --norc --noprofile").await?;
-    let mut rtt = Vec::new();
-    for _ in 0..rounds {
-        let t = Instant::now();
-        let r = call(&peer, "send_input", json!({"session_id": bash, "input": "echo x"})).await?;
-        rtt.push(t.elapsed());
-        assert_eq!(r["is_complete"], true);
+    let shell = session(&peer, "bash --norc --noprofile", true).await?;
+    let plain = session(&peer, "bash --norc --noprofile", false).await?;
+    for (id, what) in [(&shell, "shell integration"), (&plain, "heuristic, no integration")] {
+        let mut rtt = Vec::new();
+        for _ in 0..rounds {
+            let t = Instant::now();
+            let r = call(&peer, "send_input", json!({"session_id": id, "input": "echo x"})).await?;
+            rtt.push(t.elapsed());
+            assert_eq!(r["is_complete"], true);
+        }
+        report(&format!("send_input(\"echo x\") round trip at a bash prompt ({what})"), &mut rtt);
     }
-    report("send_input(\"echo x\") round trip at a bash prompt", &mut rtt);
+    let mut late = Vec::new();
+    for _ in 0..if quick { 5 } else { 20 } {
+        let t = Instant::now();
+        let r = call(&peer, "send_input", json!({"session_id": shell, "input": "sleep 0.5; echo x"})).await?;
+        assert_eq!(r["completion"], "shell");
+        late.push(t.elapsed().saturating_sub(Duration::from_millis(500)));
+    }
+    report("send_input(\"sleep 0.5; echo x\") reply time beyond the 500 ms sleep (shell integration)", &mut late);
 
     let reactions = wait_for_reaction(&peer, if quick { 20 } else { 100 }).await?;
     let mut reactions = reactions;
@@ -66,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
 
     let mut idle = Vec::new();
     for _ in 0..10 {
-        idle.push(session(&peer, "bash --norc --noprofile").await?);
+        idle.push(session(&peer, "bash --norc --noprofile", true).await?);
     }
     let before = cpu_ticks(pid);
     let window = if quick { 3 } else { 10 };
@@ -87,8 +98,13 @@ async fn call(peer: &Peer<RoleClient>, tool: &str, args: Value) -> anyhow::Resul
     Ok(r.structured_content.unwrap_or_default())
 }
 
-async fn session(peer: &Peer<RoleClient>, command: &str) -> anyhow::Result<String> {
-    let v = call(peer, "create_local_session", json!({"command": command, "env": {"PS1": "bench$ "}})).await?;
+async fn session(peer: &Peer<RoleClient>, command: &str, integrate: bool) -> anyhow::Result<String> {
+    let v = call(
+        peer,
+        "create_local_session",
+        json!({"command": command, "env": {"PS1": "bench$ "}, "shell_integration": integrate}),
+    )
+    .await?;
     Ok(v["session_id"].as_str().unwrap_or_default().to_string())
 }
 
@@ -102,7 +118,7 @@ async fn wait_for_reaction(peer: &Peer<RoleClient>, rounds: usize) -> anyhow::Re
     anyhow::ensure!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) } == 0, "mkfifo failed");
     // Opened read-write so that neither side blocks and cat never sees end-of-file.
     let mut writer = std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NONBLOCK).open(&fifo)?;
-    let id = session(peer, &format!("cat {}", fifo.display())).await?;
+    let id = session(peer, &format!("cat {}", fifo.display()), false).await?;
     let mut out = Vec::new();
     for i in 0..rounds {
         let pattern = format!("MARK-{i}-END");
@@ -144,7 +160,7 @@ async fn bare_pty_flood() -> anyhow::Result<Duration> {
 }
 
 async fn server_flood(peer: &Peer<RoleClient>) -> anyhow::Result<Duration> {
-    let id = session(peer, "bash --norc --noprofile").await?;
+    let id = session(peer, "bash --norc --noprofile", true).await?;
     let t = Instant::now();
     let r = call(
         peer,
@@ -181,21 +197,17 @@ async fn screen_cost(peer: &Peer<RoleClient>, rounds: usize) -> anyhow::Result<(
     let cmd = engine::transport::local::LocalCommand {
         rows: 60,
         cols: 200,
+        shell_integration: false,
         ..engine::transport::local::LocalCommand::parse("bash --norc --noprofile")?
     };
-    let session = engine::Session::start(
-        engine::transport::local::spawn(&cmd)?,
-        engine::SessionConfig { rows: 60, cols: 200, buffer_size: 1 << 20 },
-        None,
-    );
-    session
-        .write(
-            b"for i in $(seq 1 80); do printf '%0199d\\n' $i; done\r",
-            tokio::time::Instant::now() + Duration::from_secs(5),
-        )
-        .await?;
-    let settle = engine::Settle::after_input(engine::Offset(0), Duration::from_millis(300));
-    session.settle(settle, tokio::time::Instant::now() + Duration::from_secs(10)).await;
+    let config = engine::SessionConfig { rows: 60, cols: 200, buffer_size: 1 << 20 };
+    let session = engine::Session::start(engine::transport::local::spawn(&cmd)?, config, None);
+    let deadline = || tokio::time::Instant::now() + Duration::from_secs(10);
+    let quiet = Duration::from_millis(300);
+    session.settle(engine::Settle::after_input(engine::Offset(0), quiet), deadline()).await;
+    let start = session.write(b"for i in $(seq 1 80); do printf '%0199d\\n' $i; done\r", deadline()).await?;
+    session.settle(engine::Settle::after_input(start, quiet), deadline()).await;
+    anyhow::ensure!(session.screen(0).lines.iter().filter(|l| l.len() == 199).count() >= 50, "screen not full");
     let mut inside = Vec::new();
     for _ in 0..rounds {
         let t = Instant::now();
