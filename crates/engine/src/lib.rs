@@ -23,6 +23,7 @@ pub mod prompt;
 pub mod record;
 mod scanner;
 mod screen;
+pub mod secret;
 mod session;
 pub mod shell;
 #[cfg(test)]

@@ -17,6 +17,7 @@ use crate::prompt::{self, PromptKind};
 use crate::record::Recorder;
 use crate::scanner::{Event, Modes, Query, Scanner};
 use crate::screen::{Screen, ScreenView};
+use crate::secret::{self, Secret};
 use crate::shell::ShellState;
 use crate::transcript::{Offset, Slice, Transcript};
 use crate::transport::{Connection, Control, Exit, Exited, Foreground, Reader, Writer};
@@ -102,6 +103,8 @@ pub(crate) struct Shared {
     read_cursor: Mutex<Offset>,
     /// The session log, when one was asked for.
     recorder: Mutex<Option<Recorder>>,
+    /// Secrets sent lately, masked if the program prints them back, until their time is up.
+    masks: Mutex<Vec<(Secret, Instant)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -134,6 +137,7 @@ impl Session {
             last_prompt: Mutex::new(None),
             read_cursor: Mutex::new(Offset(0)),
             recorder: Mutex::new(recorder),
+            masks: Mutex::new(Vec::new()),
         });
         let writer = Arc::new(tokio::sync::Mutex::new(conn.writer));
         let reader = tokio::spawn(read_loop(shared.clone(), conn.reader, conn.exited, writer.clone()));
@@ -169,6 +173,33 @@ impl Session {
                 }
                 Ok(start)
             }
+            Ok(Err(_)) if !self.is_alive() => Err(Error::Closed),
+            Ok(Err(e)) => Err(Error::Io(e)),
+            Err(_) => Err(Error::WriteTimedOut),
+        }
+    }
+
+    /// Writes a secret and then `line_ending`, like [`Session::write`] but without recording
+    /// the input in the session log, and masking the secret in output that echoes it for the
+    /// next [`MASK_WINDOW`].
+    ///
+    /// # Errors
+    /// As [`Session::write`].
+    pub async fn write_secret(&self, secret: &Secret, line_ending: &[u8], deadline: Instant) -> Result<Offset, Error> {
+        if !self.is_alive() {
+            return Err(Error::Closed);
+        }
+        lock(&self.shared.masks).push((secret.duplicate(), Instant::now() + MASK_WINDOW));
+        let start = self.end();
+        let mut writer =
+            tokio::time::timeout_at(deadline, self.writer.lock()).await.map_err(|_| Error::WriteTimedOut)?;
+        let write = async {
+            writer.write_all(secret.expose()).await?;
+            writer.write_all(line_ending).await?;
+            writer.flush().await
+        };
+        match tokio::time::timeout_at(deadline, write).await {
+            Ok(Ok(())) => Ok(start),
             Ok(Err(_)) if !self.is_alive() => Err(Error::Closed),
             Ok(Err(e)) => Err(Error::Io(e)),
             Err(_) => Err(Error::WriteTimedOut),
@@ -358,8 +389,32 @@ async fn read_loop(
     shared.signal.send_modify(|s| s.alive = false);
 }
 
+/// A secret is masked in output for this long after it was sent.
+pub const MASK_WINDOW: Duration = Duration::from_secs(60);
+
+/// The chunk with recently sent secrets masked, if it contains any. (A secret split across two
+/// reads is not caught; the terminal's echo check before sending is the first line of defence.)
+fn masked(shared: &Shared, chunk: &[u8]) -> Option<Vec<u8>> {
+    let mut masks = lock(&shared.masks);
+    if masks.is_empty() {
+        return None;
+    }
+    let now = Instant::now();
+    masks.retain(|(_, until)| *until > now);
+    let mut out: Option<Vec<u8>> = None;
+    for (secret, _) in masks.iter() {
+        let current = out.as_deref().unwrap_or(chunk);
+        if let Some(m) = secret::mask(current, secret.expose()) {
+            out = Some(m);
+        }
+    }
+    out
+}
+
 /// Appends a chunk, answers the queries in it, and wakes the waiters.
 fn ingest(shared: &Shared, chunk: &[u8], writer: &Arc<tokio::sync::Mutex<Writer>>) {
+    let masked = masked(shared, chunk);
+    let chunk = masked.as_deref().unwrap_or(chunk);
     let end = {
         let mut t = lock(&shared.transcript);
         t.append(chunk);

@@ -18,6 +18,16 @@ pub enum Code {
     PtyOpenFailed,
     /// Writing to the terminal failed.
     WriteFailed,
+    /// The operator cancelled the secret prompt.
+    SecretCancelled,
+    /// The operator did not answer in time.
+    SecretTimeout,
+    /// No way to ask the operator works here (no askpass, no display, no terminal).
+    SecretUnavailable,
+    /// The operator's answer was empty (refused unless `allow_empty`).
+    SecretEmpty,
+    /// The terminal would show the secret (echo on, or a shell prompt rather than a password prompt).
+    SecretEchoOn,
     /// Anything else.
     InternalError,
 }

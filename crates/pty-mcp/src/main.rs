@@ -7,8 +7,10 @@ mod demo;
 mod error;
 mod lenient;
 mod manager;
+mod operator;
 mod params;
 mod reply;
+mod secrets;
 mod server;
 mod tools;
 
@@ -85,7 +87,8 @@ async fn serve() -> anyhow::Result<()> {
     }
     let settings = Settings { buffer_size: buffer_size() };
     let manager = Arc::new(SessionManager::default());
-    let service = PtyMcp::new(manager.clone(), settings).serve(rmcp::transport::stdio()).await;
+    let operator = Arc::new(operator::OperatorPrompt::new(secret_timeout()));
+    let service = PtyMcp::new(manager.clone(), operator, settings).serve(rmcp::transport::stdio()).await;
     let outcome = match service {
         Ok(service) => service.waiting().await.map(|_| ()).map_err(anyhow::Error::from),
         Err(e) => Err(anyhow::Error::from(e).context("MCP initialisation failed")),
@@ -110,4 +113,10 @@ fn buffer_size() -> usize {
             DEFAULT_BUFFER
         }
     }
+}
+
+/// `PTY_MCP_SECRET_TIMEOUT`: seconds the operator has to answer a secret prompt (default 60).
+fn secret_timeout() -> std::time::Duration {
+    let parsed = std::env::var("PTY_MCP_SECRET_TIMEOUT").ok().and_then(|v| v.trim().parse::<u64>().ok());
+    parsed.map_or(operator::DEFAULT_TIMEOUT, |s| std::time::Duration::from_secs(s.clamp(1, 3600)))
 }

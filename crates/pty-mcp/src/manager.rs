@@ -26,12 +26,26 @@ pub struct Entry {
     /// When it was created.
     pub created_at: SystemTime,
     last_used: Mutex<SystemTime>,
+    /// The task holding a prepared secret until a password prompt shows.
+    pub pending_secret: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Entry {
     /// When a tool last used it.
     pub fn last_used(&self) -> SystemTime {
         *self.last_used.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a prepared secret waits for a password prompt.
+    pub fn awaiting_secret(&self) -> bool {
+        self.pending_secret.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Forgets a prepared secret (closing the session, or a new one replacing it).
+    pub fn drop_pending_secret(&self) {
+        if let Some(task) = self.pending_secret.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            task.abort();
+        }
     }
 
     fn touch(&self) {
@@ -81,8 +95,15 @@ impl SessionManager {
             }
         };
         let now = SystemTime::now();
-        let entry =
-            Arc::new(Entry { id: id.clone(), kind, target, session, created_at: now, last_used: Mutex::new(now) });
+        let entry = Arc::new(Entry {
+            id: id.clone(),
+            kind,
+            target,
+            session,
+            created_at: now,
+            last_used: Mutex::new(now),
+            pending_secret: Mutex::new(None),
+        });
         sessions.insert(id, entry.clone());
         Ok(entry)
     }
@@ -120,6 +141,7 @@ impl SessionManager {
     pub fn close_all(&self) {
         let drained: Vec<_> = self.sessions.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
         for (_, entry) in drained {
+            entry.drop_pending_secret();
             entry.session.close();
         }
     }

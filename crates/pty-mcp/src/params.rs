@@ -169,3 +169,37 @@ pub struct ResizeParams {
     #[serde(default, deserialize_with = "lenient::int")]
     pub cols: Option<i64>,
 }
+
+/// Parameters of `send_secret`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct SendSecretParams {
+    /// The session id.
+    pub session_id: String,
+    /// What the operator is asked (shown verbatim). Default: "Enter secret: ".
+    pub prompt: Option<String>,
+    /// Sent after the secret (default "\r", the Enter key).
+    pub line_ending: Option<String>,
+    /// Send even though the terminal would echo the secret (not recommended).
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub force: Option<bool>,
+    /// Accept an empty answer (default: refused).
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub allow_empty: Option<bool>,
+}
+
+/// Parameters of `prepare_secret`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct PrepareSecretParams {
+    /// The session id.
+    pub session_id: String,
+    /// What the operator is asked (shown verbatim). Default: "Enter secret: ".
+    pub prompt: Option<String>,
+    /// Sent after the secret (default "\r", the Enter key).
+    pub line_ending: Option<String>,
+    /// Seconds to keep the secret waiting for a password prompt (default 300, at most 3600).
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub ttl: Option<i64>,
+    /// Accept an empty answer (default: refused).
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub allow_empty: Option<bool>,
+}

@@ -21,7 +21,9 @@ use serde_json::{Value, json};
 
 use crate::error::{Code, ToolError};
 use crate::manager::SessionManager;
+use crate::operator::OperatorPrompt;
 use crate::params::*;
+use crate::secrets;
 use crate::tools::{self, Settings};
 
 /// How often a long wait reports progress to a client that asked for it.
@@ -39,14 +41,15 @@ or repeated between reads. Close sessions you no longer need.";
 #[derive(Clone)]
 pub struct PtyMcp {
     manager: Arc<SessionManager>,
+    operator: Arc<OperatorPrompt>,
     settings: Settings,
     tool_router: ToolRouter<PtyMcp>,
 }
 
 impl PtyMcp {
     /// A server over `manager`.
-    pub fn new(manager: Arc<SessionManager>, settings: Settings) -> PtyMcp {
-        PtyMcp { manager, settings, tool_router: Self::tool_router() }
+    pub fn new(manager: Arc<SessionManager>, operator: Arc<OperatorPrompt>, settings: Settings) -> PtyMcp {
+        PtyMcp { manager, operator, settings, tool_router: Self::tool_router() }
     }
 }
 
@@ -163,6 +166,40 @@ impl PtyMcp {
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         run(ctx, None, tools::send_control(&self.manager, p)).await
+    }
+
+    #[tool(
+        description = "Ask the operator (the person running the agent) for a secret such as a password, in a \
+        dialog, and type it into the session followed by Enter. You never see it. Refused (SECRET_ECHO_ON) \
+        unless the program is at a password prompt with echo off. Use when the screen shows e.g. \
+        '[sudo] password for ...:' or 'Password:'.",
+        annotations(title = "Send secret", read_only_hint = false, destructive_hint = true, open_world_hint = false)
+    )]
+    async fn send_secret(
+        &self,
+        Parameters(p): Parameters<SendSecretParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        run(ctx, None, secrets::send_secret(&self.manager, &self.operator, p)).await
+    }
+
+    #[tool(
+        description = "Ask the operator for a secret now and keep it (ttl seconds, default 300); it is typed \
+        automatically, once, when the session next shows a password prompt. Use before a command that will \
+        ask for a password (sudo, ssh, su).",
+        annotations(
+            title = "Prepare secret",
+            read_only_hint = false,
+            destructive_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn prepare_secret(
+        &self,
+        Parameters(p): Parameters<PrepareSecretParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        run(ctx, None, secrets::prepare_secret(&self.manager, &self.operator, p)).await
     }
 
     #[tool(

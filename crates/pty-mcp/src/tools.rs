@@ -735,7 +735,7 @@ pub struct SessionInfo {
     /// The integrated shell's working directory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
-    /// Whether a secret is waiting to be sent (always false until secrets land).
+    /// Whether a prepared secret waits for a password prompt.
     pub awaiting_secret: bool,
     /// The newest prompt seen.
     pub last_prompt: Option<String>,
@@ -769,7 +769,7 @@ pub fn session_info(entry: &Entry, as_list: bool) -> SessionInfo {
         shell_integration: shell.active,
         last_exit_code: shell.last.as_ref().and_then(|l| l.exit),
         cwd: shell.cwd.clone(),
-        awaiting_secret: false,
+        awaiting_secret: entry.awaiting_secret(),
         last_prompt,
         exit_code,
         exit_signal,
@@ -794,6 +794,7 @@ pub struct Closed {
 /// Ends a session and forgets it.
 pub fn close_session(manager: &SessionManager, id: &str, detach: bool) -> Result<Closed, ToolError> {
     let entry = manager.remove(id)?;
+    entry.drop_pending_secret();
     let (exit_code, _) = exit_fields(&entry.session);
     entry.session.close();
     let note = (detach && entry.kind == "local")

@@ -26,12 +26,19 @@ impl Server {
     }
 
     pub async fn start_with_env(env: &[(&str, &str)]) -> Server {
+        Server::start_logging(env, None).await
+    }
+
+    /// Starts the server with `env` (and no display, so that no real dialog can appear),
+    /// sending its log lines to `stderr` when given.
+    pub async fn start_logging(env: &[(&str, &str)], stderr: Option<std::fs::File>) -> Server {
         let mut cmd = tokio::process::Command::new(binary());
-        cmd.arg("serve");
+        cmd.arg("serve").env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY").env_remove("PTY_MCP_ASKPASS");
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let transport = TokioChildProcess::new(cmd).expect("spawn pty-mcp");
+        let stderr = stderr.map_or_else(std::process::Stdio::inherit, std::process::Stdio::from);
+        let (transport, _) = TokioChildProcess::builder(cmd).stderr(stderr).spawn().expect("spawn pty-mcp");
         let client =
             tokio::time::timeout(STEP, ().serve(transport)).await.expect("initialize in time").expect("initialize");
         Server { client }

@@ -6,4 +6,5 @@ mod fullscreen;
 mod harness;
 mod local;
 mod protocol;
+mod secrets;
 mod shell;
