@@ -71,6 +71,8 @@ pub enum State {
     Running,
     /// The program has ended.
     Exited,
+    /// The link to the far end is down (see [`Session::link_problem`]).
+    Disconnected,
 }
 
 impl State {
@@ -84,6 +86,7 @@ impl State {
             State::FullScreen => "full_screen",
             State::Running => "running",
             State::Exited => "exited",
+            State::Disconnected => "disconnected",
         }
     }
 }
@@ -299,7 +302,9 @@ impl Session {
     /// integrated), and the newest prompt seen.
     pub fn state(&self) -> (State, Option<String>) {
         let (integrated, running) = self.with_shell(|s| (s.active, s.running));
-        let state = if !self.is_alive() {
+        let state = if self.control.link_problem().is_some() {
+            State::Disconnected
+        } else if !self.is_alive() {
             State::Exited
         } else {
             match self.prompt() {
@@ -318,6 +323,26 @@ impl Session {
             }
         };
         (state, lock(&self.shared.last_prompt).clone())
+    }
+
+    /// Why the link is down, while it is.
+    pub fn link_problem(&self) -> Option<String> {
+        self.control.link_problem()
+    }
+
+    /// Holds the line in BREAK for `duration` (serial lines).
+    ///
+    /// # Errors
+    /// When the transport has no BREAK, or the device refuses.
+    pub async fn send_break(&self, duration: Duration) -> Result<(), Error> {
+        if !self.is_alive() {
+            return Err(Error::Closed);
+        }
+        let _typing = self.lock_input().await;
+        self.control.set_break(true)?;
+        tokio::time::sleep(duration).await;
+        self.control.set_break(false)?;
+        Ok(())
     }
 
     /// Whether the terminal echoes input (`None` when the transport cannot tell).

@@ -16,6 +16,8 @@ pub enum Code {
     InvalidParams,
     /// The program could not be started on a PTY.
     PtyOpenFailed,
+    /// The serial device could not be opened (the message says why and what to do).
+    SerialOpenFailed,
     /// Writing to the terminal failed.
     WriteFailed,
     /// The operator cancelled the secret prompt.

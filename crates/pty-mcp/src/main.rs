@@ -11,6 +11,7 @@ mod operator;
 mod params;
 mod reply;
 mod secrets;
+mod serial;
 mod server;
 mod tools;
 

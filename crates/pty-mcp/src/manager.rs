@@ -17,10 +17,12 @@ const ENDED_RETENTION: Duration = Duration::from_secs(30 * 60);
 pub struct Entry {
     /// 16 hex characters.
     pub id: String,
-    /// `local` (later `ssh`, `serial`, `remote`).
+    /// `local` or `serial` (later `ssh`, `remote`).
     pub kind: &'static str,
-    /// What runs there: the command line of a local session.
+    /// What runs there: the command line of a local session, `<device>@<baud>` of a serial one.
     pub target: String,
+    /// What Enter sends (`\r`; a serial line may want `\n` or `\r\n`).
+    pub enter: &'static [u8],
     /// The terminal.
     pub session: Session,
     /// When it was created.
@@ -73,6 +75,7 @@ impl SessionManager {
         &self,
         kind: &'static str,
         target: String,
+        enter: &'static [u8],
         open: impl FnOnce() -> Result<Session, ToolError>,
     ) -> Result<Arc<Entry>, ToolError> {
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
@@ -99,6 +102,7 @@ impl SessionManager {
             id: id.clone(),
             kind,
             target,
+            enter,
             session,
             created_at: now,
             last_used: Mutex::new(now),

@@ -203,3 +203,65 @@ pub struct PrepareSecretParams {
     #[serde(default, deserialize_with = "lenient::boolean")]
     pub allow_empty: Option<bool>,
 }
+
+/// Parameters of `create_serial_session`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct CreateSerialParams {
+    /// The serial device: /dev/ttyUSB0, /dev/serial/by-id/..., a pseudo-terminal (alias: port).
+    #[serde(alias = "port")]
+    pub device: Option<String>,
+    /// Bits per second (default 9600; alias: baud).
+    #[serde(default, alias = "baud", deserialize_with = "lenient::int")]
+    pub baud_rate: Option<i64>,
+    /// Data bits, 5-8 (default 8).
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub data_bits: Option<i64>,
+    /// none (default), odd, even, mark or space.
+    pub parity: Option<String>,
+    /// 1 (default) or 2.
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub stop_bits: Option<i64>,
+    /// none (default), software (XON/XOFF) or hardware (RTS/CTS).
+    pub flow_control: Option<String>,
+    /// What send_input sends for Enter: "cr" (default), "lf" or "crlf".
+    pub line_ending: Option<String>,
+    /// Initial DTR level (unchanged when absent).
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub dtr: Option<bool>,
+    /// Initial RTS level (unchanged when absent).
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub rts: Option<bool>,
+    /// Refuse a device another program holds, and keep others out (default true).
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub exclusive: Option<bool>,
+    /// When the device disappears (USB unplugged), wait for it and reopen it, keeping the
+    /// transcript (default false: the session ends, state "disconnected").
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub reconnect: Option<bool>,
+    /// Terminal height in rows for the screen view (default 40).
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub rows: Option<i64>,
+    /// Terminal width in columns for the screen view (default 120).
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub cols: Option<i64>,
+    /// Session log file (see create_local_session).
+    pub log_file: Option<String>,
+    /// "raw" or "asciicast".
+    pub log_format: Option<String>,
+    /// Rotate the log at this many MB.
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub log_max_size: Option<i64>,
+    /// Rotated log files kept.
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub log_max_files: Option<i64>,
+}
+
+/// Parameters of `send_break`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct SendBreakParams {
+    /// The session id (a serial session).
+    pub session_id: String,
+    /// How long to hold the line in BREAK, in milliseconds (default 250, 10-5000).
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub duration_ms: Option<i64>,
+}

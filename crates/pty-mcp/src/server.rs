@@ -24,6 +24,7 @@ use crate::manager::SessionManager;
 use crate::operator::OperatorPrompt;
 use crate::params::*;
 use crate::secrets;
+use crate::serial;
 use crate::tools::{self, Settings};
 
 /// How often a long wait reports progress to a client that asked for it.
@@ -166,6 +167,47 @@ impl PtyMcp {
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         run(ctx, None, tools::send_control(&self.manager, p)).await
+    }
+
+    #[tool(
+        description = "Open a serial console (router, switch, embedded board) as a session: device \
+        (/dev/ttyUSB0, /dev/serial/by-id/...), baud_rate (9600), data_bits, parity, stop_bits, flow_control, \
+        line_ending (cr, lf, crlf). Then use send_input, read_output, send_control as with any session.",
+        annotations(
+            title = "Create serial session",
+            read_only_hint = false,
+            destructive_hint = false,
+            open_world_hint = true
+        )
+    )]
+    async fn create_serial_session(
+        &self,
+        Parameters(p): Parameters<CreateSerialParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        run(ctx, None, serial::create_serial_session(&self.manager, self.settings, p)).await
+    }
+
+    #[tool(
+        description = "Send a serial BREAK (hold the line low for duration_ms, default 250): password recovery \
+        on Cisco gear, the Linux magic SysRq.",
+        annotations(title = "Send BREAK", read_only_hint = false, destructive_hint = true, open_world_hint = true)
+    )]
+    async fn send_break(
+        &self,
+        Parameters(p): Parameters<SendBreakParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        run(ctx, None, serial::send_break(&self.manager, p)).await
+    }
+
+    #[tool(
+        description = "List the serial ports present, with USB vendor/product/serial where known and their stable \
+        /dev/serial/by-id names.",
+        annotations(title = "List serial ports", read_only_hint = true, open_world_hint = false)
+    )]
+    async fn list_serial_ports(&self) -> CallToolResult {
+        to_result(Ok::<_, ToolError>(serial::list_serial_ports()))
     }
 
     #[tool(

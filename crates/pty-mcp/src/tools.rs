@@ -298,7 +298,7 @@ pub async fn create_local_session(
     let recorder = open_log(log, cmd.rows, cmd.cols)?;
     let target = line.to_string();
     let entry =
-        manager.create("local", target.clone(), || Ok(Session::start(local::spawn(&cmd)?, config, recorder)))?;
+        manager.create("local", target.clone(), b"\r", || Ok(Session::start(local::spawn(&cmd)?, config, recorder)))?;
     // Let the program draw its first prompt, so the first command is not typed into a shell
     // still reading its startup files. A recognised prompt ends this within milliseconds.
     let settle = Settle::after_input(Offset(0), DEFAULT_SETTLE);
@@ -356,7 +356,7 @@ pub fn open_log(p: LogParams, rows: u16, cols: u16) -> Result<Option<Recorder>, 
     Recorder::open(spec, rows, cols).map(Some).map_err(|e| ToolError::invalid(format!("log_file: {e}")))
 }
 
-fn size_param(name: &str, value: Option<i64>, default: u16, max: u16) -> Result<u16, ToolError> {
+pub fn size_param(name: &str, value: Option<i64>, default: u16, max: u16) -> Result<u16, ToolError> {
     match value {
         None => Ok(default),
         Some(v) if v <= 0 => Err(ToolError::invalid("rows and cols must be positive integers")),
@@ -408,7 +408,7 @@ pub async fn send_input(manager: &SessionManager, p: SendInputParams) -> Result<
         bytes.extend_from_slice(p.input.as_bytes());
     }
     if !p.raw.unwrap_or(false) {
-        bytes.push(b'\r');
+        bytes.extend_from_slice(entry.enter);
     }
     let unread = session.read_cursor();
     let start = session.write(&bytes, Instant::now() + WRITE_DEADLINE).await?;
@@ -745,6 +745,9 @@ pub struct SessionInfo {
     /// Signal that ended it, if one did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_signal: Option<i32>,
+    /// Why the link is down (state "disconnected").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disconnect_reason: Option<String>,
     /// RFC 3339.
     pub created_at: String,
     /// RFC 3339.
@@ -773,6 +776,7 @@ pub fn session_info(entry: &Entry, as_list: bool) -> SessionInfo {
         last_prompt,
         exit_code,
         exit_signal,
+        disconnect_reason: s.link_problem(),
         created_at: rfc3339(entry.created_at),
         last_used: rfc3339(entry.last_used()),
     }
@@ -797,8 +801,7 @@ pub fn close_session(manager: &SessionManager, id: &str, detach: bool) -> Result
     entry.drop_pending_secret();
     let (exit_code, _) = exit_fields(&entry.session);
     entry.session.close();
-    let note = (detach && entry.kind == "local")
-        .then(|| "local sessions cannot outlive the server: the session was closed".to_string());
+    let note = detach.then(|| format!("{} sessions cannot outlive the server: the session was closed", entry.kind));
     Ok(Closed { success: true, exit_code, note })
 }
 

@@ -45,6 +45,17 @@ pub trait Control: Send + Sync + 'static {
     fn foreground(&self) -> Option<Foreground> {
         None
     }
+
+    /// Holds the line in BREAK (`on`) or releases it; serial lines only.
+    fn set_break(&self, on: bool) -> io::Result<()> {
+        let _ = on;
+        Err(io::Error::new(io::ErrorKind::Unsupported, "only serial sessions can send a BREAK"))
+    }
+
+    /// Why the link is down, while it is (a serial device unplugged).
+    fn link_problem(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What the foreground program of a terminal is blocked on.

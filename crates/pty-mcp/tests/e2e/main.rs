@@ -7,4 +7,5 @@ mod harness;
 mod local;
 mod protocol;
 mod secrets;
+mod serial;
 mod shell;
