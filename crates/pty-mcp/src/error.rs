@@ -16,6 +16,14 @@ pub enum Code {
     InvalidParams,
     /// The program could not be started on a PTY.
     PtyOpenFailed,
+    /// SSH authentication failed (the message lists the methods tried, never a secret).
+    SshAuthFailed,
+    /// The SSH server could not be reached (refused, unreachable, timed out): retryable.
+    SshConnectFailed,
+    /// The host's key is not in known_hosts (the message gives its fingerprint).
+    SshHostKeyUnknown,
+    /// The host's key differs from the recorded one.
+    SshHostKeyChanged,
     /// The serial device could not be opened (the message says why and what to do).
     SerialOpenFailed,
     /// Writing to the terminal failed.

@@ -13,6 +13,7 @@ mod reply;
 mod secrets;
 mod serial;
 mod server;
+mod ssh;
 mod tools;
 
 use std::io::IsTerminal;

@@ -112,6 +112,23 @@ impl SessionManager {
         Ok(entry)
     }
 
+    /// Refuses early when the table is full, before a slow connection is made for nothing.
+    ///
+    /// # Errors
+    /// `SESSION_LIMIT_REACHED`.
+    pub fn check_room(&self) -> Result<(), ToolError> {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        forget_old_ended(&mut sessions);
+        if sessions.len() >= MAX_SESSIONS {
+            return Err(ToolError {
+                code: Code::SessionLimitReached,
+                message: format!("{MAX_SESSIONS} sessions are open; close sessions you no longer need"),
+                retryable: true,
+            });
+        }
+        Ok(())
+    }
+
     /// Finds a session and marks it used.
     ///
     /// # Errors

@@ -265,3 +265,55 @@ pub struct SendBreakParams {
     #[serde(default, deserialize_with = "lenient::int")]
     pub duration_ms: Option<i64>,
 }
+
+/// Parameters of `create_ssh_session`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct CreateSshParams {
+    /// Host name, address, or an alias from ssh_config (HostName, Port, User, IdentityFile… apply).
+    pub host: Option<String>,
+    /// User name (default: from ssh_config, else the local user).
+    pub user: Option<String>,
+    /// Port (default: from ssh_config, else 22).
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub port: Option<i64>,
+    /// Password (discouraged: the agent sees it; without it, the operator is asked when needed).
+    pub password: Option<String>,
+    /// A private key file tried before those of ssh_config.
+    pub key_path: Option<String>,
+    /// Skip host-key verification entirely (reported as a warning). Prefer host_key_policy.
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub ignore_host_key: Option<bool>,
+    /// "strict" (default: only hosts in known_hosts), "accept-new" (record unknown hosts; changed
+    /// keys are still refused) or "insecure" (no check).
+    pub host_key_policy: Option<String>,
+    /// Persistent session through ai-tmux (not available in this version).
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub persistent: Option<bool>,
+    /// Run this command on the PTY instead of the login shell.
+    pub command: Option<String>,
+    /// Reattach to a persistent session (not available in this version).
+    pub session_id: Option<String>,
+    /// ProxyJump host (not available in this version).
+    pub jump: Option<String>,
+    /// Connection timeout in milliseconds (default: ConnectTimeout, else 10000).
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub connect_timeout_ms: Option<i64>,
+    /// Terminal height (default 40).
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub rows: Option<i64>,
+    /// Terminal width (default 120).
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub cols: Option<i64>,
+    /// Environment variables to pass (the server accepts only those its AcceptEnv allows).
+    pub env: Option<BTreeMap<String, String>>,
+    /// Session log file (see create_local_session).
+    pub log_file: Option<String>,
+    /// "raw" or "asciicast".
+    pub log_format: Option<String>,
+    /// Rotate the log at this many MB.
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub log_max_size: Option<i64>,
+    /// Rotated log files kept.
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub log_max_files: Option<i64>,
+}

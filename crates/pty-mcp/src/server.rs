@@ -25,6 +25,7 @@ use crate::operator::OperatorPrompt;
 use crate::params::*;
 use crate::secrets;
 use crate::serial;
+use crate::ssh;
 use crate::tools::{self, Settings};
 
 /// How often a long wait reports progress to a client that asked for it.
@@ -167,6 +168,26 @@ impl PtyMcp {
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         run(ctx, None, tools::send_control(&self.manager, p)).await
+    }
+
+    #[tool(
+        description = "Open an SSH session on a real server: host (name, address or ssh_config alias), user, \
+        port, key_path; ssh_config (HostName, Port, User, IdentityFile, known hosts, keepalives) applies. Host \
+        keys are verified against known_hosts (host_key_policy strict by default). Passwords and passphrases \
+        are asked from the operator, not the agent. Then use send_input etc. as with any session.",
+        annotations(
+            title = "Create SSH session",
+            read_only_hint = false,
+            destructive_hint = false,
+            open_world_hint = true
+        )
+    )]
+    async fn create_ssh_session(
+        &self,
+        Parameters(p): Parameters<CreateSshParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        run(ctx, None, ssh::create_ssh_session(&self.manager, &self.operator, self.settings, p)).await
     }
 
     #[tool(

@@ -3,3 +3,4 @@
 //! engine's.
 
 pub mod serial;
+pub mod ssh;

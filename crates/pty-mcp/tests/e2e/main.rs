@@ -9,3 +9,4 @@ mod protocol;
 mod secrets;
 mod serial;
 mod shell;
+mod ssh;

@@ -1,0 +1,160 @@
+//! `create_ssh_session`: a PTY on a real SSH server, configured by the user's ssh_config.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::secret::Secret;
+use engine::{Offset, Session, SessionConfig, Settle};
+use serde::Serialize;
+use tokio::time::Instant;
+use transports::ssh::{self, Asker, HostKeyPolicy, SshError, SshOptions};
+
+use crate::error::{Code, ToolError};
+use crate::manager::SessionManager;
+use crate::operator::OperatorPrompt;
+use crate::params::CreateSshParams;
+use crate::reply::{self, DEFAULT_MAX_OUTPUT};
+use crate::tools::{LogParams, Settings, open_log, size_param};
+
+/// How long the remote banner and first prompt may take to appear.
+const BANNER_WAIT: Duration = Duration::from_secs(3);
+
+/// Reply of `create_ssh_session`.
+#[derive(Debug, Serialize)]
+pub struct SshCreated {
+    /// Use this id in every other tool.
+    pub session_id: String,
+    /// `ssh`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// `user@host:port` as resolved.
+    pub target: String,
+    /// The banner and first prompt.
+    pub output: String,
+    /// Where the next read continues.
+    pub cursor: u64,
+    /// What the program is doing (usually at_prompt).
+    pub state: &'static str,
+    /// Host-key notes (checking off, a key recorded).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// The operator prompt, for passphrases and passwords the agent must not see.
+struct OperatorAsker(Arc<OperatorPrompt>);
+
+impl Asker for OperatorAsker {
+    fn ask(&self, prompt: String) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Secret>> + Send + '_>> {
+        Box::pin(async move { self.0.ask(&prompt).await.ok() })
+    }
+}
+
+fn policy(p: &CreateSshParams, configured: Option<&str>) -> Result<HostKeyPolicy, ToolError> {
+    if p.ignore_host_key == Some(true) {
+        return Ok(HostKeyPolicy::Insecure);
+    }
+    let env = std::env::var("PTY_MCP_HOST_KEY_POLICY").ok();
+    let chosen = p.host_key_policy.as_deref().or(env.as_deref()).or(match configured {
+        Some("accept-new") | Some("no") | Some("off") => Some("accept-new"),
+        _ => None,
+    });
+    match chosen.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("") | Some("strict") | Some("yes") => Ok(HostKeyPolicy::Strict),
+        Some("accept-new") => Ok(HostKeyPolicy::AcceptNew),
+        Some("insecure") => Ok(HostKeyPolicy::Insecure),
+        Some(other) => {
+            Err(ToolError::invalid(format!("host_key_policy {other:?}: use strict, accept-new or insecure")))
+        }
+    }
+}
+
+fn ssh_error(e: SshError) -> ToolError {
+    let (code, retryable) = match &e {
+        SshError::Connect(_) => (Code::SshConnectFailed, true),
+        SshError::Auth(_) => (Code::SshAuthFailed, false),
+        SshError::HostKeyUnknown(_) => (Code::SshHostKeyUnknown, false),
+        SshError::HostKeyChanged(_) => (Code::SshHostKeyChanged, false),
+        SshError::Other(_) => (Code::SshConnectFailed, false),
+    };
+    ToolError { code, message: e.to_string(), retryable }
+}
+
+/// Connects and starts a session.
+pub async fn create_ssh_session(
+    manager: &SessionManager,
+    operator: &Arc<OperatorPrompt>,
+    settings: Settings,
+    p: CreateSshParams,
+) -> Result<SshCreated, ToolError> {
+    let host = p.host.clone().filter(|h| !h.trim().is_empty()).ok_or_else(|| ToolError::invalid("host is required"))?;
+    if host.starts_with('-') || host.chars().any(char::is_whitespace) {
+        return Err(ToolError::invalid(format!("host {host:?} is not a host name")));
+    }
+    if p.persistent == Some(true) || p.session_id.is_some() {
+        return Err(ToolError::invalid(
+            "persistent SSH sessions (ai-tmux) are not available in this version of pty-mcp",
+        ));
+    }
+    if p.jump.is_some() {
+        return Err(ToolError::invalid("jump (ProxyJump) is not available in this version of pty-mcp"));
+    }
+    manager.check_room()?;
+    let config_file = std::env::var_os("PTY_MCP_SSH_CONFIG").map(std::path::PathBuf::from);
+    let mut resolved = ssh::config::resolve(&host, config_file.as_deref()).await;
+    if resolved.proxy_jump.is_some() {
+        return Err(ToolError::invalid(format!(
+            "{host} uses ProxyJump in ssh_config, which this version of pty-mcp does not support yet"
+        )));
+    }
+    if let Some(user) = p.user.clone().filter(|u| !u.is_empty()) {
+        resolved.user = user;
+    }
+    if let Some(port) = p.port {
+        resolved.port = u16::try_from(port)
+            .ok()
+            .filter(|&p| p > 0)
+            .ok_or_else(|| ToolError::invalid(format!("port {port} is out of range")))?;
+    }
+    let policy = policy(&p, resolved.strict_host_key_checking.as_deref())?;
+    let rows = size_param("rows", p.rows, 40, 500)?;
+    let cols = size_param("cols", p.cols, 120, 1000)?;
+    let log =
+        LogParams { file: p.log_file, format: p.log_format, max_size: p.log_max_size, max_files: p.log_max_files };
+    let recorder = open_log(log, rows, cols)?;
+    let connect_timeout = match p.connect_timeout_ms {
+        Some(ms) if !(1..=600_000).contains(&ms) => {
+            return Err(ToolError::invalid(format!("connect_timeout_ms {ms} is out of range (1-600000)")));
+        }
+        ms => ms.map(|ms| Duration::from_millis(ms as u64)),
+    };
+    let opts = SshOptions {
+        host: resolved,
+        key_path: p.key_path.filter(|k| !k.is_empty()).map(|k| ssh::config::expand_home(&k)),
+        password: p.password.map(|pw| Secret::new(pw.into_bytes())),
+        asker: Some(Arc::new(OperatorAsker(operator.clone()))),
+        policy,
+        command: p.command.filter(|c| !c.trim().is_empty()),
+        env: p.env.unwrap_or_default().into_iter().collect(),
+        rows,
+        cols,
+        connect_timeout,
+    };
+    let opened = ssh::open(opts).await.map_err(ssh_error)?;
+    let config = SessionConfig { rows, cols, buffer_size: settings.buffer_size };
+    let target = opened.target.clone();
+    let entry =
+        manager.create("ssh", target.clone(), b"\r", || Ok(Session::start(opened.connection, config, recorder)))?;
+    let session = &entry.session;
+    session.settle(Settle::after_input(Offset(0), Duration::from_millis(300)), Instant::now() + BANNER_WAIT).await;
+    let banner = reply::render(session, Offset(0), session.end(), DEFAULT_MAX_OUTPUT);
+    session.advance_read_cursor(banner.to);
+    Ok(SshCreated {
+        session_id: entry.id.clone(),
+        kind: "ssh",
+        target,
+        output: banner.text,
+        cursor: banner.to.0,
+        state: session.state().0.as_str(),
+        warnings: opened.warnings,
+    })
+}

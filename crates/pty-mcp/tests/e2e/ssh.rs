@@ -1,0 +1,231 @@
+//! SSH against a real OpenSSH server started by each test on 127.0.0.1 with throwaway keys.
+//! pty-mcp runs with a private HOME and its own ssh_config (PTY_MCP_SSH_CONFIG), so the
+//! machine's own ~/.ssh is never read or written.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::harness::{STEP, Server, output};
+
+struct Sshd {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: tokio::process::Child,
+}
+
+fn keygen(path: &Path, kind: &str) {
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", kind, "-N", "", "-f"])
+        .arg(path)
+        .stdout(Stdio::null())
+        .status()
+        .expect("ssh-keygen (scripts/test installs openssh)");
+    assert!(status.success());
+}
+
+fn read(path: PathBuf) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
+
+impl Sshd {
+    async fn start() -> Sshd {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        keygen(&d.join("host_key"), "ed25519");
+        keygen(&d.join("id_ed25519"), "ed25519");
+        keygen(&d.join("id_other"), "ed25519");
+        std::fs::write(d.join("authorized_keys"), read(d.join("id_ed25519.pub"))).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {0}/host_key\nAuthorizedKeysFile {0}/authorized_keys\n\
+             PidFile {0}/sshd.pid\nUsePAM no\nStrictModes no\nPermitRootLogin yes\nPasswordAuthentication yes\n\
+             KbdInteractiveAuthentication no\nClientAliveInterval 0\n",
+            d.display()
+        );
+        std::fs::write(d.join("sshd_config"), config).unwrap();
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let mut child = tokio::process::Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("sshd");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        tokio::time::timeout(STEP, async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if line.contains("Server listening") {
+                    return;
+                }
+            }
+            panic!("sshd ended early");
+        })
+        .await
+        .expect("sshd listening in time");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let sshd = Sshd { dir, port, child };
+        sshd.write_client_config(&["id_ed25519"]);
+        sshd.trust_host_key();
+        sshd
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// pty-mcp's ssh_config: alias `testbox` for this server, keys tried in `identities` order.
+    fn write_client_config(&self, identities: &[&str]) {
+        let ids: String = identities.iter().map(|i| format!("  IdentityFile {}\n", self.path(i).display())).collect();
+        let text = format!(
+            "Host testbox\n  HostName 127.0.0.1\n  Port {}\n  User root\n{ids}  IdentitiesOnly yes\n  IdentityAgent none\n\
+             UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  ServerAliveInterval 1\n  ServerAliveCountMax 2\n",
+            self.port,
+            self.path("known_hosts").display()
+        );
+        std::fs::write(self.path("ssh_config"), text).unwrap();
+    }
+
+    fn trust_host_key(&self) {
+        let key = read(self.path("host_key.pub"));
+        let key: Vec<&str> = key.split_whitespace().take(2).collect();
+        std::fs::write(self.path("known_hosts"), format!("[127.0.0.1]:{} {} {}\n", self.port, key[0], key[1])).unwrap();
+    }
+
+    async fn server(&self) -> Server {
+        let home = self.path("home");
+        std::fs::create_dir_all(&home).unwrap();
+        Server::start_with_env(&[
+            ("HOME", home.to_str().unwrap()),
+            ("PTY_MCP_SSH_CONFIG", self.path("ssh_config").to_str().unwrap()),
+            ("SSH_AUTH_SOCK", ""),
+        ])
+        .await
+    }
+
+    /// The sshd processes serving connections (children of the listener).
+    fn connection_processes(&self) -> Vec<i32> {
+        let main = self.child.id().unwrap() as i32;
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            let ppid: i32 =
+                stat.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0);
+            if ppid == main {
+                out.push(pid);
+            }
+        }
+        out
+    }
+}
+
+async fn connect(s: &Server, extra: serde_json::Value) -> serde_json::Value {
+    let mut args = json!({"host": "testbox"});
+    args.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    s.try_call("create_ssh_session", args).await.0
+}
+
+#[tokio::test]
+async fn key_login_runs_commands_and_reports_exit() {
+    let sshd = Sshd::start().await;
+    let s = sshd.server().await;
+    let v = connect(&s, json!({})).await;
+    assert_eq!(v["target"], format!("root@127.0.0.1:{}", sshd.port), "{v}");
+    assert_eq!(v["state"], "at_prompt", "{v}");
+    let id = v["session_id"].as_str().unwrap().to_string();
+    let r = s.input(&id, "echo hello-over-$((6*7))").await;
+    assert!(output(&r).contains("hello-over-42\n"), "{r}");
+    let r = s.call("resize_session", json!({"session_id": id, "rows": 31, "cols": 99})).await;
+    assert_eq!(r["success"], true);
+    let r = s.input(&id, "stty size").await;
+    assert!(output(&r).contains("31 99"), "{r}");
+    let r = s.input(&id, "exit 3").await;
+    assert_eq!((r["is_alive"].as_bool(), r["exit_code"].as_i64()), (Some(false), Some(3)), "{r}");
+}
+
+#[tokio::test]
+async fn the_second_identity_is_tried_when_the_first_is_refused() {
+    let sshd = Sshd::start().await;
+    sshd.write_client_config(&["id_other", "id_ed25519"]);
+    let s = sshd.server().await;
+    let v = connect(&s, json!({})).await;
+    assert!(v["session_id"].is_string(), "{v}");
+}
+
+#[tokio::test]
+async fn host_keys_are_verified() {
+    let sshd = Sshd::start().await;
+    std::fs::remove_file(sshd.path("known_hosts")).unwrap();
+    let s = sshd.server().await;
+    let e = connect(&s, json!({})).await;
+    assert_eq!(e["code"], "SSH_HOST_KEY_UNKNOWN", "{e}");
+    let fingerprint = String::from_utf8(
+        std::process::Command::new("ssh-keygen").arg("-lf").arg(sshd.path("host_key.pub")).output().unwrap().stdout,
+    )
+    .unwrap();
+    let fingerprint = fingerprint.split_whitespace().nth(1).unwrap().to_string();
+    assert!(e["message"].as_str().unwrap().contains(&fingerprint), "{e} lacks {fingerprint}");
+    // Trust on first use records the key, as OpenSSH's accept-new does.
+    let v = connect(&s, json!({"host_key_policy": "accept-new"})).await;
+    assert!(v["session_id"].is_string(), "{v}");
+    assert!(read(sshd.path("known_hosts")).contains(&format!("[127.0.0.1]:{} ssh-ed25519", sshd.port)));
+    let v = connect(&s, json!({})).await;
+    assert!(v["session_id"].is_string(), "now known: {v}");
+    // A different key for the same host is refused, whatever the policy short of insecure.
+    keygen(&sshd.path("impostor"), "ed25519");
+    let impostor = read(sshd.path("impostor.pub"));
+    let impostor: Vec<&str> = impostor.split_whitespace().take(2).collect();
+    std::fs::write(sshd.path("known_hosts"), format!("[127.0.0.1]:{}\t{} {}\n", sshd.port, impostor[0], impostor[1]))
+        .unwrap();
+    for policy in ["strict", "accept-new"] {
+        let e = connect(&s, json!({"host_key_policy": policy})).await;
+        assert_eq!(e["code"], "SSH_HOST_KEY_CHANGED", "{policy}: {e}");
+    }
+    let v = connect(&s, json!({"ignore_host_key": true})).await;
+    assert!(v["warnings"][0].as_str().unwrap().contains("not verified"), "{v}");
+}
+
+#[tokio::test]
+async fn a_wrong_password_fails_without_showing_it() {
+    let sshd = Sshd::start().await;
+    sshd.write_client_config(&["no-such-key"]);
+    let s = sshd.server().await;
+    let e = connect(&s, json!({"password": "hunter2-wrong"})).await;
+    assert_eq!(e["code"], "SSH_AUTH_FAILED", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("password"), "{e}");
+    assert!(!e.to_string().contains("hunter2"), "{e}");
+    let e = connect(&s, json!({"port": 1})).await;
+    assert_eq!((e["code"].as_str(), e["retryable"].as_bool()), (Some("SSH_CONNECT_FAILED"), Some(true)), "{e}");
+}
+
+#[tokio::test]
+async fn a_frozen_server_is_detected_by_keepalives() {
+    let sshd = Sshd::start().await;
+    let s = sshd.server().await;
+    let v = connect(&s, json!({})).await;
+    let id = v["session_id"].as_str().unwrap().to_string();
+    let frozen = sshd.connection_processes();
+    assert!(!frozen.is_empty());
+    for pid in &frozen {
+        // SAFETY: stopping the test's own sshd processes.
+        unsafe { kill(*pid, 19) }; // SIGSTOP: the link stays up but nothing answers
+    }
+    let started = std::time::Instant::now();
+    let r = s.call("read_output", json!({"session_id": id, "wait_for": "connection was lost", "timeout": 60})).await;
+    assert_eq!(r["matched"], true, "{r}");
+    // Keepalive every 1 s, 2 misses: well within the test's generous bound.
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    let st = s.call("get_session_state", json!({"session_id": id})).await;
+    assert_eq!((st["state"].as_str(), st["is_alive"].as_bool()), (Some("disconnected"), Some(false)), "{st}");
+    for pid in &frozen {
+        // SAFETY: as above.
+        unsafe { kill(*pid, 9) };
+    }
+}
+
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
