@@ -126,8 +126,9 @@ async fn a_long_output_reads_completely_through_cursors() {
 async fn nothing_is_lost_or_repeated_when_the_ring_wraps() {
     let s = Server::start_with_env(&[("PTY_MCP_BUFFER_SIZE", "65536")]).await;
     let id = s.bash().await;
-    // About 590 KB, nine times the ring, in small paced batches that consuming reads keep up with.
-    let script = "python3 -c 'import sys,time\nfor i in range(1,100001):\n print(i)\n if i%500==0: sys.stdout.flush(); time.sleep(0.02)'; echo END-OF-RUN";
+    // About 190 KB, three times the ring, in small paced batches that consuming reads keep up
+    // with even on a loaded machine (the ring holds two seconds of production).
+    let script = "python3 -c 'import sys,time\nfor i in range(1,30001):\n print(i)\n if i%200==0: sys.stdout.flush(); time.sleep(0.04)'; echo END-OF-RUN";
     let first = s.call("send_input", json!({"session_id": id, "input": script, "timeout_ms": 0})).await;
     let start = first["cursor_start"].as_u64().unwrap();
     let mut text = output(&first).to_string();
@@ -137,7 +138,7 @@ async fn nothing_is_lost_or_repeated_when_the_ring_wraps() {
         text.push_str(output(&r));
     }
     let got = numbers(&text);
-    assert!(got == (1..=100_000).collect::<Vec<_>>(), "{} numbers, first {:?}", got.len(), got.first());
+    assert!(got == (1..=30_000).collect::<Vec<_>>(), "{} numbers, first {:?}", got.len(), got.first());
     // Reading again from the start now reports exactly what fell off the ring.
     let c = s.call("read_output", json!({"session_id": id, "since_cursor": start, "max_bytes": 100})).await;
     assert_eq!(c["is_truncated"], true);
