@@ -21,8 +21,14 @@ const FLOOD_BYTES: u64 = 100_000_000;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let quick = std::env::var_os("BENCH_QUICK").is_some();
+    let sshd = TestSshd::start().await;
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pty-mcp"));
     cmd.arg("serve");
+    if let Some(sshd) = &sshd {
+        cmd.env("HOME", sshd.dir.path())
+            .env("PTY_MCP_SSH_CONFIG", sshd.dir.path().join("ssh_config"))
+            .env_remove("SSH_AUTH_SOCK");
+    }
     let transport = TokioChildProcess::new(cmd)?;
     let pid = transport.id().expect("server pid");
     let client = ().serve(transport).await?;
@@ -75,6 +81,10 @@ async fn main() -> anyhow::Result<()> {
 
     screen_cost(&peer, if quick { 50 } else { 500 }).await?;
     serial_round_trip(&peer, if quick { 20 } else { 100 }).await?;
+    match &sshd {
+        Some(_) => ssh_figures(&peer, if quick { 3 } else { 10 }, if quick { 20 } else { 100 }).await?,
+        None => println!("ssh: skipped (no /usr/sbin/sshd)"),
+    }
 
     let mut idle = Vec::new();
     for _ in 0..10 {
@@ -260,6 +270,83 @@ async fn serial_round_trip(peer: &Peer<RoleClient>, rounds: usize) -> anyhow::Re
         anyhow::ensure!(r["state"] == "at_prompt", "{r}");
     }
     report("send_input at a serial switch prompt (heuristic: includes the 20 ms prompt confirmation)", &mut rtt);
+    Ok(())
+}
+
+/// A throwaway sshd on 127.0.0.1 and an ssh_config alias `benchbox` for it.
+struct TestSshd {
+    dir: tempfile::TempDir,
+    _child: tokio::process::Child,
+}
+
+impl TestSshd {
+    async fn start() -> Option<TestSshd> {
+        use tokio::io::AsyncBufReadExt;
+        if !std::path::Path::new("/usr/sbin/sshd").exists() {
+            return None;
+        }
+        let dir = tempfile::tempdir().ok()?;
+        let d = dir.path();
+        for key in ["host_key", "id_ed25519"] {
+            std::process::Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(d.join(key))
+                .status()
+                .ok()?;
+        }
+        std::fs::copy(d.join("id_ed25519.pub"), d.join("authorized_keys")).ok()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let cfg = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {0}/host_key\nAuthorizedKeysFile {0}/authorized_keys\nPidFile {0}/pid\nUsePAM no\nStrictModes no\nPermitRootLogin yes\n",
+            d.display()
+        );
+        std::fs::write(d.join("sshd_config"), cfg).ok()?;
+        let host_key = std::fs::read_to_string(d.join("host_key.pub")).ok()?;
+        let host_key: Vec<&str> = host_key.split_whitespace().take(2).collect();
+        std::fs::write(d.join("known_hosts"), format!("[127.0.0.1]:{port} {} {}\n", host_key[0], host_key[1])).ok()?;
+        let client = format!(
+            "Host benchbox\n  HostName 127.0.0.1\n  Port {port}\n  User root\n  IdentityFile {0}/id_ed25519\n  IdentitiesOnly yes\n  IdentityAgent none\n  UserKnownHostsFile {0}/known_hosts\n",
+            d.display()
+        );
+        std::fs::write(d.join("ssh_config"), client).ok()?;
+        std::fs::create_dir_all("/run/sshd").ok()?;
+        let mut child = tokio::process::Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .ok()?;
+        let mut lines = tokio::io::BufReader::new(child.stderr.take()?).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("Server listening") {
+                break;
+            }
+        }
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Some(TestSshd { dir, _child: child })
+    }
+}
+
+/// Connection set-up to the first prompt, and `echo` round trips, over SSH on loopback.
+async fn ssh_figures(peer: &Peer<RoleClient>, connects: usize, rounds: usize) -> anyhow::Result<()> {
+    let mut setup = Vec::new();
+    let mut id = String::new();
+    for _ in 0..connects {
+        let t = Instant::now();
+        let v = call(peer, "create_ssh_session", json!({"host": "benchbox"})).await?;
+        setup.push(t.elapsed());
+        anyhow::ensure!(v["state"] == "at_prompt", "{v}");
+        id = v["session_id"].as_str().unwrap_or_default().to_string();
+    }
+    report("create_ssh_session to the first prompt (loopback sshd)", &mut setup);
+    let mut rtt = Vec::new();
+    for _ in 0..rounds {
+        let t = Instant::now();
+        call(peer, "send_input", json!({"session_id": id, "input": "echo x"})).await?;
+        rtt.push(t.elapsed());
+    }
+    report("send_input(\"echo x\") over SSH (heuristic: includes the 20 ms prompt confirmation)", &mut rtt);
     Ok(())
 }
 

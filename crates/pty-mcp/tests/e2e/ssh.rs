@@ -229,3 +229,38 @@ async fn a_frozen_server_is_detected_by_keepalives() {
 unsafe extern "C" {
     fn kill(pid: i32, sig: i32) -> i32;
 }
+
+/// An encrypted key's passphrase comes from the operator (askpass), never from the agent.
+#[tokio::test]
+async fn an_encrypted_key_is_unlocked_by_the_operator() {
+    let sshd = Sshd::start().await;
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "open sesame", "-f"])
+        .arg(sshd.path("id_locked"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::write(sshd.path("authorized_keys"), read(sshd.path("id_locked.pub"))).unwrap();
+    sshd.write_client_config(&["id_locked"]);
+    let askpass = sshd.path("askpass");
+    std::fs::write(
+        &askpass,
+        format!("#!/bin/sh\nprintf '%s' \"$1\" > '{}'\necho 'open sesame'\n", sshd.path("asked").display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let home = sshd.path("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let s = Server::start_with_env(&[
+        ("HOME", home.to_str().unwrap()),
+        ("PTY_MCP_SSH_CONFIG", sshd.path("ssh_config").to_str().unwrap()),
+        ("SSH_AUTH_SOCK", ""),
+        ("PTY_MCP_ASKPASS", askpass.to_str().unwrap()),
+    ])
+    .await;
+    let v = connect(&s, json!({})).await;
+    assert!(v["session_id"].is_string(), "{v}");
+    assert!(!v.to_string().contains("sesame"));
+    assert!(read(sshd.path("asked")).contains("Passphrase for"), "the operator was asked");
+}

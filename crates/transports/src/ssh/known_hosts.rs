@@ -172,29 +172,11 @@ mod tests {
         PublicKey::from_openssh(text).unwrap()
     }
 
-    fn file(text: &str) -> (tempfile_dir::Dir, Vec<PathBuf>) {
-        let d = tempfile_dir::Dir::new();
-        let p = d.0.join("known_hosts");
+    fn file(text: &str) -> (tempfile::TempDir, Vec<PathBuf>) {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("known_hosts");
         std::fs::write(&p, text).unwrap();
         (d, vec![p])
-    }
-
-    mod tempfile_dir {
-        pub struct Dir(pub std::path::PathBuf);
-        impl Dir {
-            pub fn new() -> Dir {
-                static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-                let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let p = std::env::temp_dir().join(format!("kh-{}-{n}", std::process::id()));
-                std::fs::create_dir_all(&p).unwrap();
-                Dir(p)
-            }
-        }
-        impl Drop for Dir {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_dir_all(&self.0);
-            }
-        }
     }
 
     #[test]
@@ -225,8 +207,8 @@ mod tests {
 
     #[test]
     fn appended_entries_are_found() {
-        let d = tempfile_dir::Dir::new();
-        let p = d.0.join("sub/known_hosts");
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sub/known_hosts");
         append(&p, "127.0.0.1", 2200, &key(KEY)).unwrap();
         assert_eq!(check(&[p], "127.0.0.1", 2200, &key(KEY)), Verdict::Known);
     }
