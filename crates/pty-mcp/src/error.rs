@@ -38,6 +38,8 @@ pub enum Code {
     SecretEmpty,
     /// The terminal would show the secret (echo on, or a shell prompt rather than a password prompt).
     SecretEchoOn,
+    /// Strict audit: the collector did not accept the action's record, so it was not performed.
+    AuditUnavailable,
     /// Anything else.
     InternalError,
 }

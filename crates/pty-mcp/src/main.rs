@@ -3,6 +3,7 @@
 //! With no subcommand it serves MCP on stdin/stdout. `pty-mcp demo` drives a real session
 //! through the MCP interface and prints what an agent would see.
 
+mod audit;
 mod demo;
 mod error;
 mod lenient;
@@ -27,12 +28,21 @@ use crate::manager::SessionManager;
 use crate::server::PtyMcp;
 use crate::tools::Settings;
 
-/// MCP server giving AI agents real interactive terminals (local shells and REPLs).
+/// MCP server giving AI agents real interactive terminals (local shells, SSH, serial consoles).
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Audit collector URL (overrides the config file's audit-url).
+    #[arg(long, global = true)]
+    audit_url: Option<String>,
+    /// Operator name in audit records (overrides audit-user).
+    #[arg(long, global = true)]
+    audit_user: Option<String>,
+    /// best-effort or strict (overrides audit-mode).
+    #[arg(long, global = true)]
+    audit_mode: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -42,6 +52,49 @@ enum Command {
     /// A short scripted tour: starts this binary as an MCP server, drives real sessions
     /// through it, and prints each call and what the agent sees.
     Demo,
+    /// The audit log: configuration, the collector, verification.
+    Audit {
+        #[command(subcommand)]
+        action: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Write the config file with a new random token (mode 0600).
+    Init {
+        /// Replace an existing file (and its token).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Turn auditing on (with this collector URL, or the one remembered).
+    Enable { url: Option<String> },
+    /// Turn auditing off (the URL is kept as a comment).
+    Disable,
+    /// Where the config is, whether audit is on, and the spool's backlog.
+    Status,
+    /// Run the collector: append accepted records to a hash-chained JSONL file.
+    Serve {
+        /// Port to listen on.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Address to listen on (plain HTTP beyond loopback is warned about).
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
+        /// The JSONL log file, or - for stdout.
+        #[arg(long)]
+        log: String,
+        /// A file of `token operator` lines: the collector then records the operator it
+        /// authenticated.
+        #[arg(long)]
+        tokens: Option<std::path::PathBuf>,
+    },
+    /// Check a collector log's hash chain.
+    Verify {
+        /// The JSONL log file.
+        #[arg(long)]
+        log: std::path::PathBuf,
+    },
 }
 
 const DEFAULT_BUFFER: usize = 1 << 20;
@@ -66,9 +119,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let overrides = AuditOverrides { url: cli.audit_url, user: cli.audit_user, mode: cli.audit_mode };
     let outcome = match cli.command {
         Some(Command::Demo) => runtime.block_on(demo::run()),
-        Some(Command::Serve) | None => runtime.block_on(serve()),
+        Some(Command::Audit { action }) => runtime.block_on(audit_command(action)),
+        Some(Command::Serve) | None => runtime.block_on(serve(overrides)),
     };
     // Sessions' reader tasks may still be parked on their PTYs; don't wait for them.
     runtime.shutdown_background();
@@ -81,7 +136,105 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve() -> anyhow::Result<()> {
+/// `--audit-*` flags, which win over the config file.
+struct AuditOverrides {
+    url: Option<String>,
+    user: Option<String>,
+    mode: Option<String>,
+}
+
+/// The auditor configured by the file, the flags and `PTY_MCP_AUDIT_TOKEN`, if audit is on.
+fn start_audit(overrides: AuditOverrides) -> anyhow::Result<audit::Audit> {
+    use ::audit::config;
+    let path = config::default_path();
+    let mut cfg = config::load(&path)?.unwrap_or(config::AuditConfig {
+        url: None,
+        user: config::default_user(),
+        mode: config::Mode::BestEffort,
+        token: None,
+    });
+    if let Some(url) = overrides.url {
+        cfg.url = Some(url);
+    }
+    if let Some(user) = overrides.user {
+        cfg.user = user;
+    }
+    if let Some(mode) = overrides.mode {
+        cfg.mode = config::Mode::parse(&mode)
+            .ok_or_else(|| anyhow::anyhow!("--audit-mode {mode:?}: use best-effort or strict"))?;
+    }
+    if let Ok(token) = std::env::var("PTY_MCP_AUDIT_TOKEN") {
+        cfg.token = Some(token);
+    }
+    if cfg.url.is_none() {
+        return Ok(audit::Audit::default());
+    }
+    tracing::info!("auditing to {:?} ({:?})", cfg.url, cfg.mode);
+    Ok(audit::Audit(Some(::audit::client::Auditor::start(&cfg, config::state_dir()))))
+}
+
+async fn audit_command(action: AuditCommand) -> anyhow::Result<()> {
+    use ::audit::config;
+    let path = config::default_path();
+    match action {
+        AuditCommand::Init { force } => {
+            config::init(&path, force)?;
+            println!("Wrote {} (mode 0600) with a new token.", path.display());
+            println!(
+                "Next: start a collector, e.g.  PTY_MCP_AUDIT_TOKEN=$(sed -n 's/^audit-token=//p' {0}) pty-mcp audit serve --port 9099 --log audit.jsonl",
+                path.display()
+            );
+            println!("then:  pty-mcp audit enable http://127.0.0.1:9099");
+        }
+        AuditCommand::Enable { url } => {
+            config::set_url(&path, config::UrlChange::Enable(url))?;
+            println!("Audit enabled in {}.", path.display());
+        }
+        AuditCommand::Disable => {
+            config::set_url(&path, config::UrlChange::Disable)?;
+            println!("Audit disabled in {}.", path.display());
+        }
+        AuditCommand::Status => {
+            let (bytes, records) = ::audit::client::backlog(&config::state_dir());
+            match config::load(&path)? {
+                None => println!("config: {} (absent: audit is off; run pty-mcp audit init)", path.display()),
+                Some(c) => {
+                    println!("config: {}", path.display());
+                    println!("audit: {}", c.url.as_deref().map_or("off".to_string(), |u| format!("on, to {u}")));
+                    println!(
+                        "mode: {:?}\nuser: {}\ntoken: {}",
+                        c.mode,
+                        c.user,
+                        if c.token.is_some() { "set" } else { "missing" }
+                    );
+                }
+            }
+            println!("spool: {records} records ({bytes} bytes) waiting in {}", config::state_dir().display());
+        }
+        AuditCommand::Serve { port, bind, log, tokens } => {
+            let token = std::env::var("PTY_MCP_AUDIT_TOKEN")
+                .ok()
+                .or_else(|| config::load(&path).ok().flatten().and_then(|c| c.token));
+            let opts = ::audit::collector::ServeOptions {
+                bind: std::net::SocketAddr::new(bind, port),
+                log: (log != "-").then(|| log.into()),
+                token,
+                tokens_file: tokens,
+            };
+            let shutdown = async {
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            ::audit::collector::serve(opts, shutdown).await?;
+        }
+        AuditCommand::Verify { log } => match ::audit::collector::verify(&log) {
+            Ok(n) => println!("ok: {n} records, hash chain intact"),
+            Err((line, why)) => anyhow::bail!("{}: line {line}: {why}", log.display()),
+        },
+    }
+    Ok(())
+}
+
+async fn serve(overrides: AuditOverrides) -> anyhow::Result<()> {
     if std::io::stdin().is_terminal() {
         let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "pty-mcp".into());
         eprint!("{}", REGISTER_HINT.replace("{exe}", &exe));
@@ -90,7 +243,10 @@ async fn serve() -> anyhow::Result<()> {
     let settings = Settings { buffer_size: buffer_size() };
     let manager = Arc::new(SessionManager::default());
     let operator = Arc::new(operator::OperatorPrompt::new(secret_timeout()));
-    let service = PtyMcp::new(manager.clone(), operator, settings).serve(rmcp::transport::stdio()).await;
+    // A broken audit configuration stops the server: running unaudited when auditing was asked
+    // for would be worse than not running.
+    let audit = start_audit(overrides)?;
+    let service = PtyMcp::new(manager.clone(), operator, audit, settings).serve(rmcp::transport::stdio()).await;
     let outcome = match service {
         Ok(service) => service.waiting().await.map(|_| ()).map_err(anyhow::Error::from),
         Err(e) => Err(anyhow::Error::from(e).context("MCP initialisation failed")),

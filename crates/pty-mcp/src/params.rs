@@ -130,7 +130,7 @@ pub struct ReadOutputParams {
 }
 
 /// One key sequence, or a list of keys pressed in order.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Keys {
     /// "ctrl+c", or several separated by spaces: "escape : w q enter".

@@ -19,6 +19,7 @@ use rmcp::{RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::audit::Audit;
 use crate::error::{Code, ToolError};
 use crate::manager::SessionManager;
 use crate::operator::OperatorPrompt;
@@ -43,6 +44,7 @@ or repeated between reads. Close sessions you no longer need.";
 #[derive(Clone)]
 pub struct PtyMcp {
     manager: Arc<SessionManager>,
+    audit: Audit,
     operator: Arc<OperatorPrompt>,
     settings: Settings,
     tool_router: ToolRouter<PtyMcp>,
@@ -50,8 +52,20 @@ pub struct PtyMcp {
 
 impl PtyMcp {
     /// A server over `manager`.
-    pub fn new(manager: Arc<SessionManager>, operator: Arc<OperatorPrompt>, settings: Settings) -> PtyMcp {
-        PtyMcp { manager, operator, settings, tool_router: Self::tool_router() }
+    pub fn new(
+        manager: Arc<SessionManager>,
+        operator: Arc<OperatorPrompt>,
+        audit: Audit,
+        settings: Settings,
+    ) -> PtyMcp {
+        PtyMcp { manager, audit, operator, settings, tool_router: Self::tool_router() }
+    }
+
+    /// Records a new session (its id, and later its end).
+    fn audit_created(&self, id: &str) {
+        if let Ok(entry) = self.manager.get(id) {
+            self.audit.created(entry);
+        }
     }
 }
 
@@ -122,7 +136,14 @@ impl PtyMcp {
         Parameters(p): Parameters<CreateLocalParams>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        run(ctx, None, tools::create_local_session(&self.manager, self.settings, p)).await
+        let target = p.command.clone().unwrap_or_else(|| "/bin/bash".into());
+        run(ctx, None, async {
+            self.audit.before_create("local", &target).await?;
+            let created = tools::create_local_session(&self.manager, self.settings, p).await?;
+            self.audit_created(&created.session_id);
+            Ok(created)
+        })
+        .await
     }
 
     #[tool(
@@ -137,7 +158,13 @@ impl PtyMcp {
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let total = p.wait_for.as_ref().and_then(|_| secs(p.wait_for_timeout, 10));
-        run(ctx, total, tools::send_input(&self.manager, p)).await
+        run(ctx, total, async {
+            let cmd = self.audit.before_input(&self.manager, &p.session_id, &p.input, p.raw.unwrap_or(false)).await?;
+            let reply = tools::send_input(&self.manager, p).await?;
+            self.audit.after_input(cmd, reply.output());
+            Ok(reply)
+        })
+        .await
     }
 
     #[tool(
@@ -167,7 +194,12 @@ impl PtyMcp {
         Parameters(p): Parameters<SendControlParams>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        run(ctx, None, tools::send_control(&self.manager, p)).await
+        run(ctx, None, async {
+            let keys = serde_json::to_value(&p.key).unwrap_or_default();
+            self.audit.before_event(&self.manager, &p.session_id, "send_control", json!({"keys": keys})).await?;
+            tools::send_control(&self.manager, p).await
+        })
+        .await
     }
 
     #[tool(
@@ -187,7 +219,14 @@ impl PtyMcp {
         Parameters(p): Parameters<CreateSshParams>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        run(ctx, None, ssh::create_ssh_session(&self.manager, &self.operator, self.settings, p)).await
+        let target = p.host.clone().unwrap_or_default();
+        run(ctx, None, async {
+            self.audit.before_create("ssh", &target).await?;
+            let created = ssh::create_ssh_session(&self.manager, &self.operator, self.settings, p).await?;
+            self.audit_created(&created.session_id);
+            Ok(created)
+        })
+        .await
     }
 
     #[tool(
@@ -206,7 +245,14 @@ impl PtyMcp {
         Parameters(p): Parameters<CreateSerialParams>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        run(ctx, None, serial::create_serial_session(&self.manager, self.settings, p)).await
+        let target = p.device.clone().unwrap_or_default();
+        run(ctx, None, async {
+            self.audit.before_create("serial", &target).await?;
+            let created = serial::create_serial_session(&self.manager, self.settings, p).await?;
+            self.audit_created(&created.session_id);
+            Ok(created)
+        })
+        .await
     }
 
     #[tool(
@@ -219,7 +265,13 @@ impl PtyMcp {
         Parameters(p): Parameters<SendBreakParams>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        run(ctx, None, serial::send_break(&self.manager, p)).await
+        run(ctx, None, async {
+            self.audit
+                .before_event(&self.manager, &p.session_id, "send_break", json!({"duration_ms": p.duration_ms}))
+                .await?;
+            serial::send_break(&self.manager, p).await
+        })
+        .await
     }
 
     #[tool(
@@ -243,7 +295,12 @@ impl PtyMcp {
         Parameters(p): Parameters<SendSecretParams>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        run(ctx, None, secrets::send_secret(&self.manager, &self.operator, p)).await
+        run(ctx, None, async {
+            // That a secret is sent, and nothing of it.
+            self.audit.before_event(&self.manager, &p.session_id, "send_secret", json!({})).await?;
+            secrets::send_secret(&self.manager, &self.operator, p).await
+        })
+        .await
     }
 
     #[tool(
@@ -262,7 +319,11 @@ impl PtyMcp {
         Parameters(p): Parameters<PrepareSecretParams>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        run(ctx, None, secrets::prepare_secret(&self.manager, &self.operator, p)).await
+        run(ctx, None, async {
+            self.audit.before_event(&self.manager, &p.session_id, "prepare_secret", json!({})).await?;
+            secrets::prepare_secret(&self.manager, &self.operator, p).await
+        })
+        .await
     }
 
     #[tool(
@@ -276,6 +337,10 @@ impl PtyMcp {
         )
     )]
     async fn resize_session(&self, Parameters(p): Parameters<ResizeParams>) -> CallToolResult {
+        let details = json!({"rows": p.rows, "cols": p.cols});
+        if let Err(e) = self.audit.before_event(&self.manager, &p.session_id, "resize_session", details).await {
+            return to_result::<Value>(Err(e));
+        }
         to_result(tools::resize_session(&self.manager, p))
     }
 
@@ -308,6 +373,9 @@ impl PtyMcp {
         )
     )]
     async fn close_session(&self, Parameters(p): Parameters<SessionParams>) -> CallToolResult {
+        if let Err(e) = self.audit.before_event(&self.manager, &p.session_id, "close_session", json!({})).await {
+            return to_result::<Value>(Err(e));
+        }
         to_result(tools::close_session(&self.manager, &p.session_id, false))
     }
 
@@ -322,6 +390,9 @@ impl PtyMcp {
         )
     )]
     async fn detach_session(&self, Parameters(p): Parameters<SessionParams>) -> CallToolResult {
+        if let Err(e) = self.audit.before_event(&self.manager, &p.session_id, "detach_session", json!({})).await {
+            return to_result::<Value>(Err(e));
+        }
         to_result(tools::close_session(&self.manager, &p.session_id, true))
     }
 }

@@ -375,6 +375,16 @@ pub enum SendReply {
     Wait(WaitReply),
 }
 
+impl SendReply {
+    /// The output text the reply carries.
+    pub fn output(&self) -> &str {
+        match self {
+            SendReply::Output(o) => &o.output,
+            SendReply::Wait(w) => w.output.as_deref().unwrap_or(""),
+        }
+    }
+}
+
 /// Types input (and Enter), then waits for the answer or for a pattern.
 pub async fn send_input(manager: &SessionManager, p: SendInputParams) -> Result<SendReply, ToolError> {
     let entry = manager.get(&p.session_id)?;

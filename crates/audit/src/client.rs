@@ -1,0 +1,226 @@
+//! Delivering records: best-effort through a durable spool, strict before the action.
+//!
+//! Best-effort: a record is appended to `<state dir>/audit-spool.jsonl` (mode 0600) on the
+//! tool's path — a page-cache write, so a killed pty-mcp loses nothing — and a background sender
+//! posts the spool in order with backoff, remembering in `audit-spool.pos` how far the
+//! collector has accepted. Records carry a `record_id`, so a record sent twice (after a crash
+//! between posting and saving the position) is stored once by the collector. One process at a
+//! time is the sender (a lock file); others only append.
+//!
+//! Strict: the record is posted before the action and the action is refused unless the
+//! collector accepted it.
+
+use std::io::{BufRead, Seek, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::config::{AuditConfig, Mode};
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Retries slow down to this: a restarted collector is found again within it.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Why a strict record was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the audit collector did not accept the record: {0}")]
+pub struct Unavailable(pub String);
+
+/// The audit client of one pty-mcp.
+pub struct Auditor {
+    endpoint: String,
+    token: Option<String>,
+    user: String,
+    mode: Mode,
+    http: reqwest::Client,
+    spool: PathBuf,
+    wake: tokio::sync::Notify,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Auditor {
+    /// Starts auditing to `config.url` (which must be set) and the background sender.
+    pub fn start(config: &AuditConfig, state_dir: PathBuf) -> Arc<Auditor> {
+        let url = config.url.clone().unwrap_or_default();
+        let auditor = Arc::new(Auditor {
+            endpoint: format!("{}/audit", url.trim_end_matches('/')),
+            token: config.token.clone(),
+            user: config.user.clone(),
+            mode: config.mode,
+            http: reqwest::Client::builder()
+                .timeout(REQUEST_TIMEOUT)
+                .connect_timeout(Duration::from_secs(2))
+                .build()
+                .unwrap_or_default(),
+            spool: state_dir.join("audit-spool.jsonl"),
+            wake: tokio::sync::Notify::new(),
+            last_error: Mutex::new(None),
+        });
+        let _ = std::fs::create_dir_all(&state_dir);
+        tokio::spawn(send_loop(auditor.clone()));
+        auditor
+    }
+
+    /// The operator name records carry.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// best-effort or strict.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The last delivery problem, if the collector is failing.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Records an action about to happen. Strict: posted now, `Err` unless accepted (then the
+    /// action must not happen). Best-effort: spooled; never fails the action.
+    ///
+    /// # Errors
+    /// [`Unavailable`] in strict mode when the collector did not accept the record.
+    pub async fn before(&self, record: Value) -> Result<(), Unavailable> {
+        match self.mode {
+            Mode::Strict => self.post(&record.to_string()).await.map_err(Unavailable),
+            Mode::BestEffort => {
+                self.spool(&record);
+                Ok(())
+            }
+        }
+    }
+
+    /// Records what happened (the output of a command, the end of a session): always spooled.
+    pub fn after(&self, record: Value) {
+        self.spool(&record);
+    }
+
+    fn spool(&self, record: &Value) {
+        let line = format!("{record}\n");
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&self.spool)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = written {
+            tracing::error!("audit spool {} cannot be written: {e}", self.spool.display());
+            *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("spool: {e}"));
+        }
+        self.wake.notify_one();
+    }
+
+    async fn post(&self, body: &str) -> Result<(), String> {
+        let mut request =
+            self.http.post(&self.endpoint).header("content-type", "application/json").body(body.to_string());
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let outcome = match request.send().await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) if r.status().as_u16() == 401 => Err("401 unauthorized: the collector refused the token".to_string()),
+            Ok(r) => Err(format!("HTTP {}", r.status())),
+            Err(e) if e.is_timeout() => Err(format!("{} timed out", self.endpoint)),
+            Err(e) => Err(format!("{} unreachable ({e})", self.endpoint)),
+        };
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = outcome.clone().err();
+        outcome
+    }
+}
+
+/// Bytes and records not yet delivered, from the spool's saved position.
+pub fn backlog(state_dir: &std::path::Path) -> (u64, usize) {
+    let spool = state_dir.join("audit-spool.jsonl");
+    let pos = read_pos(&spool);
+    let Ok(mut f) = std::fs::File::open(&spool) else { return (0, 0) };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    if f.seek(std::io::SeekFrom::Start(pos)).is_err() {
+        return (0, 0);
+    }
+    let records = std::io::BufReader::new(f).lines().count();
+    (len.saturating_sub(pos), records)
+}
+
+fn pos_path(spool: &std::path::Path) -> PathBuf {
+    spool.with_extension("pos")
+}
+
+fn read_pos(spool: &std::path::Path) -> u64 {
+    std::fs::read_to_string(pos_path(spool)).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+}
+
+fn write_pos(spool: &std::path::Path, pos: u64) {
+    let tmp = pos_path(spool).with_extension("pos.tmp");
+    if std::fs::write(&tmp, pos.to_string()).is_ok() {
+        let _ = std::fs::rename(tmp, pos_path(spool));
+    }
+}
+
+/// The next undelivered line at or after `pos`, and where it ends.
+fn next_line(spool: &std::path::Path, pos: u64) -> Option<(String, u64)> {
+    let mut f = std::fs::File::open(spool).ok()?;
+    f.seek(std::io::SeekFrom::Start(pos)).ok()?;
+    let mut line = String::new();
+    let n = std::io::BufReader::new(f).read_line(&mut line).ok()?;
+    // A line still being written (no newline yet) waits for the next round.
+    (n > 0 && line.ends_with('\n')).then(|| (line.trim_end().to_string(), pos + n as u64))
+}
+
+/// Becomes the sender (holding the lock file) and delivers the spool in order, forever.
+async fn send_loop(auditor: Arc<Auditor>) {
+    let spool = auditor.spool.clone();
+    let lock_path = spool.with_extension("lock");
+    // Held for the life of the task: the lock says "this process sends".
+    let _lock = loop {
+        match take_lock(&lock_path) {
+            Some(lock) => break lock,
+            // Another pty-mcp sends; it will deliver our lines too. Take over if it exits.
+            None => tokio::time::sleep(Duration::from_secs(5)).await,
+        }
+    };
+    let mut backoff = Duration::from_millis(250);
+    let mut pos = read_pos(&spool);
+    loop {
+        let notified = auditor.wake.notified();
+        match next_line(&spool, pos) {
+            None => {
+                // Everything delivered: start the spool afresh so it never grows without bound.
+                if pos > 0 && std::fs::metadata(&spool).is_ok_and(|m| m.len() == pos) {
+                    let _ = std::fs::OpenOptions::new().write(true).truncate(true).open(&spool);
+                    pos = 0;
+                    write_pos(&spool, 0);
+                }
+                notified.await;
+            }
+            Some((line, end)) => match auditor.post(&line).await {
+                Ok(()) => {
+                    pos = end;
+                    write_pos(&spool, pos);
+                    backoff = Duration::from_millis(250);
+                }
+                Err(e) => {
+                    // New records must not cut the pause short: the collector is what is failing.
+                    tracing::warn!("audit delivery failed, retrying in {backoff:?}: {e}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            },
+        }
+    }
+}
+
+fn take_lock(path: &std::path::Path) -> Option<std::fs::File> {
+    let f = std::fs::OpenOptions::new().create(true).write(true).truncate(false).mode(0o600).open(path).ok()?;
+    // SAFETY: flock on a descriptor we own.
+    (unsafe { libc_flock(f.as_raw_fd(), 2 | 4) } == 0).then_some(f) // LOCK_EX | LOCK_NB
+}
+
+unsafe extern "C" {
+    #[link_name = "flock"]
+    fn libc_flock(fd: i32, op: i32) -> i32;
+}

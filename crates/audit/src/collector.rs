@@ -1,0 +1,225 @@
+//! `pty-mcp audit serve`: the collector. Each accepted record becomes one JSON line with the
+//! server's time, the peer, the authenticated operator (with a tokens file) and `prev_hash`,
+//! the SHA-256 of the previous line, so that `audit verify` detects any edit. A line is
+//! fsync'ed before the client hears 200; records are de-duplicated by `record_id`.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::Mutex;
+
+/// Largest accepted request body.
+pub const BODY_LIMIT: usize = 64 << 10;
+/// The `prev_hash` of the first line.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// How to run the collector.
+pub struct ServeOptions {
+    /// Address to listen on (127.0.0.1 unless told otherwise).
+    pub bind: SocketAddr,
+    /// The JSONL file; `None` writes to stdout.
+    pub log: Option<PathBuf>,
+    /// The shared bearer token (`PTY_MCP_AUDIT_TOKEN`).
+    pub token: Option<String>,
+    /// token → operator name, one `token name` pair a line.
+    pub tokens_file: Option<PathBuf>,
+}
+
+struct Log {
+    file: Option<std::fs::File>,
+    last_hash: String,
+    seen: HashSet<String>,
+}
+
+struct Shared {
+    log: Mutex<Log>,
+    token: Option<String>,
+    operators: HashMap<String, String>,
+}
+
+/// Hex SHA-256 of a line (without its newline).
+pub fn line_hash(line: &str) -> String {
+    Sha256::digest(line.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Equal, in time that does not depend on where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn load_operators(path: &PathBuf) -> std::io::Result<HashMap<String, String>> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once(char::is_whitespace).map(|(t, n)| (t.to_string(), n.trim().to_string())))
+        .collect())
+}
+
+/// Reads an existing log to continue its chain and remember delivered record ids.
+fn resume(path: &PathBuf) -> std::io::Result<(String, HashSet<String>)> {
+    let mut last = GENESIS.to_string();
+    let mut seen = HashSet::new();
+    let Ok(f) = std::fs::File::open(path) else { return Ok((last, seen)) };
+    for line in std::io::BufReader::new(f).lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        if let Some(id) =
+            serde_json::from_str::<Value>(&line).ok().and_then(|v| v.get("record_id")?.as_str().map(String::from))
+        {
+            seen.insert(id);
+        }
+        last = line_hash(&line);
+    }
+    Ok((last, seen))
+}
+
+/// Runs the collector until `shutdown` resolves.
+///
+/// # Errors
+/// When the address cannot be bound or the log cannot be opened.
+pub async fn serve(
+    opts: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if opts.token.is_none() && opts.tokens_file.is_none() {
+        return Err(std::io::Error::other("no token: set PTY_MCP_AUDIT_TOKEN (or --tokens FILE)"));
+    }
+    if !opts.bind.ip().is_loopback() {
+        tracing::warn!(
+            "the collector listens on {} over plain HTTP: tokens and records cross the network unencrypted",
+            opts.bind
+        );
+        eprintln!("warning: listening on {} over plain HTTP; prefer 127.0.0.1 behind a TLS proxy", opts.bind);
+    }
+    let operators = match &opts.tokens_file {
+        Some(p) => load_operators(p)?,
+        None => HashMap::new(),
+    };
+    let (file, last_hash, seen) = match &opts.log {
+        Some(path) => {
+            let (last, seen) = resume(path)?;
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+            (Some(file), last, seen)
+        }
+        None => (None, GENESIS.to_string(), HashSet::new()),
+    };
+    let shared = Arc::new(Shared { log: Mutex::new(Log { file, last_hash, seen }), token: opts.token, operators });
+    let app = Router::new()
+        .route("/audit", post(accept))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(10),
+        ))
+        .with_state(shared);
+    let listener = tokio::net::TcpListener::bind(opts.bind).await?;
+    eprintln!("pty-mcp audit collector listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn reply(status: StatusCode, message: &str) -> (StatusCode, String) {
+    (status, json!({ "error": message }).to_string())
+}
+
+async fn accept(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    let presented = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let shared_ok = shared.token.as_deref().is_some_and(|t| constant_time_eq(t.as_bytes(), presented.as_bytes()));
+    let operator = shared
+        .operators
+        .iter()
+        .find(|(t, _)| constant_time_eq(t.as_bytes(), presented.as_bytes()))
+        .map(|(_, n)| n.clone());
+    if !shared_ok && operator.is_none() {
+        return reply(StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+    let Ok(Value::Object(mut record)) = serde_json::from_slice::<Value>(&body) else {
+        return reply(StatusCode::BAD_REQUEST, "the body must be a JSON object");
+    };
+    let has = |k: &str| record.get(k).is_some_and(Value::is_string);
+    if !has("ts") || !(has("cmd_id") || has("event")) {
+        return reply(StatusCode::BAD_REQUEST, "a record needs ts and cmd_id or event");
+    }
+    if record.get("record_id").is_some_and(|r| !r.as_str().is_some_and(|s| !s.is_empty() && s.len() <= 128)) {
+        return reply(StatusCode::BAD_REQUEST, "record_id must be a short string");
+    }
+    let record_id = record.get("record_id").and_then(Value::as_str).map(String::from);
+    let mut log = shared.log.lock().await;
+    if let Some(id) = &record_id
+        && log.seen.contains(id)
+    {
+        return (StatusCode::OK, json!({"duplicate": true}).to_string());
+    }
+    record.insert("received_at".into(), json!(crate::record::now()));
+    record.insert("peer".into(), json!(peer.to_string()));
+    if let Some(name) = operator {
+        // The operator the collector authenticated, not the one the client claims.
+        if let Some(claimed) = record.insert("user".into(), json!(name)) {
+            record.insert("claimed_user".into(), claimed);
+        }
+    }
+    record.insert("prev_hash".into(), json!(log.last_hash));
+    let line = Value::Object(record).to_string();
+    let written = match log.file.as_mut() {
+        Some(f) => f.write_all(format!("{line}\n").as_bytes()).and_then(|()| f.sync_data()),
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(format!("{line}\n").as_bytes()).and_then(|()| out.flush())
+        }
+    };
+    if let Err(e) = written {
+        tracing::error!("audit log write failed: {e}");
+        return reply(StatusCode::INTERNAL_SERVER_ERROR, "the record could not be stored");
+    }
+    log.last_hash = line_hash(&line);
+    if let Some(id) = record_id {
+        log.seen.insert(id);
+    }
+    (StatusCode::OK, json!({"ok": true}).to_string())
+}
+
+/// Checks a log's hash chain: `Ok(lines)` when intact, else the first broken line and why.
+pub fn verify(path: &PathBuf) -> Result<usize, (usize, String)> {
+    let f = std::fs::File::open(path).map_err(|e| (0, format!("cannot read {}: {e}", path.display())))?;
+    let mut expected = GENESIS.to_string();
+    let mut count = 0;
+    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let line = line.map_err(|e| (i + 1, e.to_string()))?;
+        let v: Value = serde_json::from_str(&line).map_err(|e| (i + 1, format!("not JSON: {e}")))?;
+        let prev = v.get("prev_hash").and_then(Value::as_str).unwrap_or("");
+        if prev != expected {
+            return Err((i + 1, "prev_hash does not match the line before: the log was altered".into()));
+        }
+        expected = line_hash(&line);
+        count += 1;
+    }
+    Ok(count)
+}

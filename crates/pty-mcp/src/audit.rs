@@ -1,0 +1,94 @@
+//! The audit hooks of the MCP server: which record each action produces, and strict mode's
+//! refusal (`AUDIT_UNAVAILABLE`) before an action whose record the collector did not accept.
+
+use std::sync::Arc;
+
+use audit::client::Auditor;
+use audit::record::{self, Subject};
+use serde_json::{Value, json};
+
+use crate::error::{Code, ToolError};
+use crate::manager::{Entry, SessionManager};
+
+/// The server's auditor, or nothing when audit is off.
+#[derive(Clone, Default)]
+pub struct Audit(pub Option<Arc<Auditor>>);
+
+fn unavailable(e: audit::client::Unavailable) -> ToolError {
+    ToolError {
+        code: Code::AuditUnavailable,
+        message: format!("{e}; audit-mode is strict, so the action was not performed"),
+        retryable: true,
+    }
+}
+
+impl Audit {
+    fn subject(&self, auditor: &Auditor, entry: &Entry) -> Subject {
+        Subject {
+            user: auditor.user().to_string(),
+            session_id: entry.id.clone(),
+            kind: entry.kind.to_string(),
+            target: entry.target.clone(),
+        }
+    }
+
+    /// Before typing into a session: the Go version's first record. Returns its `cmd_id`.
+    pub async fn before_input(
+        &self,
+        manager: &SessionManager,
+        id: &str,
+        input: &str,
+        raw: bool,
+    ) -> Result<Option<String>, ToolError> {
+        let Some(a) = &self.0 else { return Ok(None) };
+        let Ok(entry) = manager.get(id) else { return Ok(None) }; // the tool reports the bad id
+        let cmd_id = record::random_id(8);
+        a.before(record::command(&self.subject(a, &entry), &cmd_id, input, raw)).await.map_err(unavailable)?;
+        Ok(Some(cmd_id))
+    }
+
+    /// After it: the output snippet (already masked for secrets; redacted here).
+    pub fn after_input(&self, cmd_id: Option<String>, output: &str) {
+        if let (Some(a), Some(cmd_id)) = (&self.0, cmd_id) {
+            a.after(record::command_output(&cmd_id, output));
+        }
+    }
+
+    /// Before another action on an existing session.
+    pub async fn before_event(
+        &self,
+        manager: &SessionManager,
+        id: &str,
+        event: &str,
+        details: Value,
+    ) -> Result<(), ToolError> {
+        let Some(a) = &self.0 else { return Ok(()) };
+        let Ok(entry) = manager.get(id) else { return Ok(()) };
+        a.before(record::event(&self.subject(a, &entry), event, details)).await.map_err(unavailable)
+    }
+
+    /// Before a session is created (it has no id yet).
+    pub async fn before_create(&self, kind: &str, target: &str) -> Result<(), ToolError> {
+        let Some(a) = &self.0 else { return Ok(()) };
+        let subject =
+            Subject { user: a.user().to_string(), session_id: String::new(), kind: kind.into(), target: target.into() };
+        a.before(record::event(&subject, "create_session", json!({}))).await.map_err(unavailable)
+    }
+
+    /// After a session was created: its id, and a watcher that records its end.
+    pub fn created(&self, entry: Arc<Entry>) {
+        let Some(a) = self.0.clone() else { return };
+        let subject = self.subject(&a, &entry);
+        a.after(record::event(&subject, "session_created", json!({})));
+        tokio::spawn(async move {
+            let forever = tokio::time::Instant::now() + std::time::Duration::from_secs(100 * 365 * 86400);
+            entry.session.wait_exit(forever).await;
+            let exit = entry.session.exit();
+            a.after(record::event(
+                &subject,
+                "session_ended",
+                json!({"exit_code": exit.and_then(|e| e.code), "exit_signal": exit.and_then(|e| e.signal)}),
+            ));
+        });
+    }
+}

@@ -1,0 +1,298 @@
+//! The audit log end to end: a real collector (`pty-mcp audit serve`) and a pty-mcp configured
+//! through a private config directory.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+use crate::harness::{STEP, Server, binary, output};
+
+const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+struct Collector {
+    child: tokio::process::Child,
+}
+
+impl Collector {
+    async fn start(port: u16, log: &Path) -> Collector {
+        let mut child = tokio::process::Command::new(binary())
+            .args(["audit", "serve", "--port", &port.to_string(), "--log"])
+            .arg(log)
+            .env("PTY_MCP_AUDIT_TOKEN", TOKEN)
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        tokio::time::timeout(STEP, async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if line.contains("listening on") {
+                    return;
+                }
+            }
+            panic!("collector ended early");
+        })
+        .await
+        .expect("collector up in time");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Collector { child }
+    }
+
+    async fn kill(mut self) {
+        self.child.kill().await.unwrap();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A private config and state directory for pty-mcp, auditing to `port`.
+fn audit_home(dir: &Path, port: u16, mode: &str) -> Vec<(String, String)> {
+    use std::os::unix::fs::PermissionsExt;
+    let config = dir.join("config/pty-mcp/config");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(
+        &config,
+        format!("audit-url=http://127.0.0.1:{port}\naudit-user=tester\naudit-mode={mode}\naudit-token={TOKEN}\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    vec![
+        ("XDG_CONFIG_HOME".into(), dir.join("config").display().to_string()),
+        ("XDG_STATE_HOME".into(), dir.join("state").display().to_string()),
+    ]
+}
+
+async fn server_with(env: &[(String, String)], extra: &[(&str, &str)]) -> Server {
+    let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    all.extend_from_slice(extra);
+    Server::start_with_env(&all).await
+}
+
+fn records(log: &Path) -> Vec<Value> {
+    std::fs::read_to_string(log).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// Waits (checking as records arrive, with a generous bound) until `done` holds for the log.
+async fn wait_until(log: &Path, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let r = records(log);
+        if done(&r) {
+            return r;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}; log has {} records", r.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn events(r: &[Value]) -> Vec<String> {
+    r.iter()
+        .map(|v| {
+            v["event"]
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| if v.get("cmd").is_some() { "cmd".into() } else { "output".into() })
+        })
+        .collect()
+}
+
+async fn verify(log: &Path) -> std::process::Output {
+    tokio::process::Command::new(binary()).args(["audit", "verify", "--log"]).arg(log).output().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_sessions_whole_life_is_recorded_in_order_and_chained() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log = dir.path().join("audit.jsonl");
+    let _collector = Collector::start(port, &log).await;
+    let env = audit_home(dir.path(), port, "best-effort");
+    let s = server_with(&env, &[]).await;
+    let id = s.bash().await;
+    let r = s.input(&id, "echo hi; echo password=hunter2").await;
+    assert_eq!(output(&r), "hi\npassword=hunter2\n");
+    s.call("send_control", json!({"session_id": id, "key": "ctrl+l"})).await;
+    s.call("resize_session", json!({"session_id": id, "rows": 30, "cols": 100})).await;
+    s.call("close_session", json!({"session_id": id})).await;
+    let want = [
+        "create_session",
+        "session_created",
+        "cmd",
+        "output",
+        "send_control",
+        "resize_session",
+        "close_session",
+        "session_ended",
+    ];
+    let r = wait_until(&log, "the session's records", |r| events(r).len() >= want.len()).await;
+    assert_eq!(events(&r), want);
+    assert_eq!(r[2]["cmd_id"], r[3]["cmd_id"]);
+    assert_eq!(
+        (r[2]["user"].as_str(), r[2]["session_id"].as_str(), r[2]["type"].as_str()),
+        (Some("tester"), Some(id.as_str()), Some("local"))
+    );
+    assert_eq!(r[2]["cmd"], "echo hi; echo password=[REDACTED]");
+    assert_eq!(r[3]["output_snippet"], "hi\npassword=[REDACTED]\n");
+    assert!(r.iter().all(|v| v["record_id"].is_string() && v["received_at"].is_string() && v["prev_hash"].is_string()));
+    assert!(!std::fs::read_to_string(&log).unwrap().contains("hunter2"));
+    let v = verify(&log).await;
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    // Tampering with one line breaks the chain at the next.
+    let text = std::fs::read_to_string(&log).unwrap().replacen("echo hi", "echo HI", 1);
+    std::fs::write(&log, text).unwrap();
+    let v = verify(&log).await;
+    assert!(!v.status.success());
+    assert!(String::from_utf8_lossy(&v.stderr).contains("line 4"), "{}", String::from_utf8_lossy(&v.stderr));
+}
+
+#[tokio::test]
+async fn records_survive_a_dead_collector_and_arrive_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log = dir.path().join("audit.jsonl");
+    let collector = Collector::start(port, &log).await;
+    let env = audit_home(dir.path(), port, "best-effort");
+    let s = server_with(&env, &[]).await;
+    let id = s.bash().await;
+    wait_until(&log, "the first records", |r| r.len() >= 2).await;
+    collector.kill().await;
+    for i in 0..100 {
+        let r = s.input(&id, &format!("echo n{i}")).await;
+        assert_eq!(output(&r), format!("n{i}\n"));
+    }
+    let _collector = Collector::start(port, &log).await;
+    let r =
+        wait_until(&log, "all 200 command records", |r| r.iter().filter(|v| v.get("cmd_id").is_some()).count() >= 200)
+            .await;
+    let cmds: Vec<&str> = r.iter().filter_map(|v| v["cmd"].as_str()).collect();
+    assert_eq!(cmds, (0..100).map(|i| format!("echo n{i}")).collect::<Vec<_>>());
+    let ids: std::collections::HashSet<&str> = r.iter().map(|v| v["record_id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), r.len(), "a record was stored twice");
+    assert!(verify(&log).await.status.success());
+}
+
+#[tokio::test]
+async fn strict_mode_refuses_actions_it_cannot_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port(); // nothing listens there
+    let env = audit_home(dir.path(), port, "strict");
+    let s = server_with(&env, &[]).await;
+    let e = s.call_err("create_local_session", json!({"command": "bash --norc"})).await;
+    assert_eq!(e["code"], "AUDIT_UNAVAILABLE", "{e}");
+    // With a collector that refuses the token, the same: and the client says why.
+    let log = dir.path().join("audit.jsonl");
+    let collector = Collector::start(port, &log).await;
+    let s = server_with(&env, &[]).await;
+    let id = s.bash().await;
+    collector.kill().await;
+    let marker = dir.path().join("should-not-exist");
+    let e = s.call_err("send_input", json!({"session_id": id, "input": format!("touch {}", marker.display())})).await;
+    assert_eq!(e["code"], "AUDIT_UNAVAILABLE", "{e}");
+    let e2 = s.call_err("send_control", json!({"session_id": id, "key": "ctrl+c"})).await;
+    assert_eq!(e2["code"], "AUDIT_UNAVAILABLE");
+    assert!(!marker.exists());
+    let s2 = server_with(&env, &[("PTY_MCP_AUDIT_TOKEN", "wrong")]).await;
+    let _collector = Collector::start(port, &log).await;
+    let e = s2.call_err("create_local_session", json!({})).await;
+    assert!(e["message"].as_str().unwrap().contains("401"), "{e}");
+}
+
+/// One raw HTTP request to the collector; returns the status code.
+async fn post(port: u16, token: &str, body: &[u8]) -> u16 {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let head = format!(
+        "POST /audit HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let _ = stream.write_all(body).await;
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply).await;
+    String::from_utf8_lossy(&reply).split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn the_collector_refuses_bad_requests_and_stores_replays_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log = dir.path().join("audit.jsonl");
+    let _collector = Collector::start(port, &log).await;
+    let good = br#"{"record_id":"r1","event":"close_session","ts":"2026-01-01T00:00:00Z"}"#;
+    assert_eq!(post(port, "wrong", good).await, 401);
+    assert_eq!(post(port, TOKEN, b"not json").await, 400);
+    assert_eq!(post(port, TOKEN, br#"{"hello":"world"}"#).await, 400);
+    assert_eq!(post(port, TOKEN, &vec![b' '; 70 << 10]).await, 413);
+    assert_eq!(post(port, TOKEN, good).await, 200);
+    assert_eq!(post(port, TOKEN, good).await, 200);
+    let r = records(&log);
+    assert_eq!(r.len(), 1, "a replay was stored twice");
+    assert_eq!(r[0]["peer"].as_str().map(|p| p.starts_with("127.0.0.1:")), Some(true));
+}
+
+#[tokio::test]
+async fn an_open_config_file_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let env = audit_home(dir.path(), 9, "best-effort");
+    let config: PathBuf = dir.path().join("config/pty-mcp/config");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = tokio::process::Command::new(binary())
+        .arg("serve")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test]
+async fn init_enable_and_status_work_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(binary())
+            .args(args)
+            .env("XDG_CONFIG_HOME", dir.path())
+            .env("XDG_STATE_HOME", dir.path())
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["audit", "init"]).status.success());
+    assert!(!run(&["audit", "init"]).status.success(), "a second init without --force must refuse");
+    assert!(run(&["audit", "enable", "http://127.0.0.1:9099"]).status.success());
+    let status = String::from_utf8(run(&["audit", "status"]).stdout).unwrap();
+    assert!(status.contains("on, to http://127.0.0.1:9099"), "{status}");
+    assert!(run(&["audit", "disable"]).status.success());
+    let status = String::from_utf8(run(&["audit", "status"]).stdout).unwrap();
+    assert!(status.contains("audit: off"), "{status}");
+}
+
+#[tokio::test]
+async fn a_sent_secret_is_recorded_as_sent_and_nowhere_else() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log = dir.path().join("audit.jsonl");
+    let _collector = Collector::start(port, &log).await;
+    let askpass = dir.path().join("askpass");
+    std::fs::write(&askpass, "#!/bin/sh\necho 'swordfish-4242'\n").unwrap();
+    std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let env = audit_home(dir.path(), port, "best-effort");
+    let s = server_with(&env, &[("PTY_MCP_ASKPASS", askpass.to_str().unwrap())]).await;
+    let id = s.bash().await;
+    s.call("send_input", json!({"session_id": id, "input": "read -r -s -p 'Password: ' p; echo; echo \"got $p\""}))
+        .await;
+    s.call("send_secret", json!({"session_id": id})).await;
+    let r = s.call("read_output", json!({"session_id": id, "wait_for": "^got", "timeout": 20})).await;
+    assert_eq!(r["match_line"], "got ********", "the echo of the secret is masked: {r}");
+    s.call("close_session", json!({"session_id": id})).await;
+    let r = wait_until(&log, "the session's end", |r| events(r).contains(&"session_ended".to_string())).await;
+    assert!(events(&r).contains(&"send_secret".to_string()));
+    assert!(!std::fs::read_to_string(&log).unwrap().contains("swordfish"));
+}
