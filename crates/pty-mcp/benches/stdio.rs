@@ -86,6 +86,8 @@ async fn main() -> anyhow::Result<()> {
         None => println!("ssh: skipped (no /usr/sbin/sshd)"),
     }
 
+    audit_cost(if quick { 50 } else { 300 }).await?;
+
     let mut idle = Vec::new();
     for _ in 0..10 {
         idle.push(session(&peer, "bash --norc --noprofile", true).await?);
@@ -270,6 +272,49 @@ async fn serial_round_trip(peer: &Peer<RoleClient>, rounds: usize) -> anyhow::Re
         anyhow::ensure!(r["state"] == "at_prompt", "{r}");
     }
     report("send_input at a serial switch prompt (heuristic: includes the 20 ms prompt confirmation)", &mut rtt);
+    Ok(())
+}
+
+/// `send_input("echo x")` (shell integration) with audit off, best-effort and strict, against a
+/// loopback collector started from the same binary.
+async fn audit_cost(rounds: usize) -> anyhow::Result<()> {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir()?;
+    let token = "ab".repeat(32);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut collector = tokio::process::Command::new(env!("CARGO_BIN_EXE_pty-mcp"))
+        .args(["audit", "serve", "--port", &port.to_string(), "--log"])
+        .arg(dir.path().join("audit.jsonl"))
+        .env("PTY_MCP_AUDIT_TOKEN", &token)
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut lines = tokio::io::BufReader::new(collector.stderr.take().expect("stderr")).lines();
+    while let Some(line) = lines.next_line().await? {
+        if line.contains("listening on") {
+            break;
+        }
+    }
+    for mode in ["off", "best-effort", "strict"] {
+        let home = dir.path().join(mode);
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pty-mcp"));
+        cmd.arg("serve").env("XDG_CONFIG_HOME", home.join("config")).env("XDG_STATE_HOME", home.join("state"));
+        if mode != "off" {
+            cmd.args(["--audit-url", &format!("http://127.0.0.1:{port}"), "--audit-mode", mode])
+                .env("PTY_MCP_AUDIT_TOKEN", &token);
+        }
+        let client = ().serve(TokioChildProcess::new(cmd)?).await?;
+        let peer = client.peer().clone();
+        let id = session(&peer, "bash --norc --noprofile", true).await?;
+        let mut rtt = Vec::new();
+        for _ in 0..rounds {
+            let t = Instant::now();
+            call(&peer, "send_input", json!({"session_id": id, "input": "echo x"})).await?;
+            rtt.push(t.elapsed());
+        }
+        report(&format!("send_input(\"echo x\") with audit {mode}"), &mut rtt);
+        client.cancel().await?;
+    }
     Ok(())
 }
 
