@@ -293,7 +293,7 @@ pub struct CreateSshParams {
     pub command: Option<String>,
     /// Reattach to a persistent session (not available in this version).
     pub session_id: Option<String>,
-    /// ProxyJump host (not available in this version).
+    /// ProxyJump: `[user@]host[:port]`, or several separated by commas (overrides ssh_config).
     pub jump: Option<String>,
     /// Connection timeout in milliseconds (default: ConnectTimeout, else 10000).
     #[serde(default, deserialize_with = "lenient::int")]

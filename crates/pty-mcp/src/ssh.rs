@@ -95,17 +95,14 @@ pub async fn create_ssh_session(
             "persistent SSH sessions (ai-tmux) are not available in this version of pty-mcp",
         ));
     }
-    if p.jump.is_some() {
-        return Err(ToolError::invalid("jump (ProxyJump) is not available in this version of pty-mcp"));
-    }
     manager.check_room()?;
     let config_file = std::env::var_os("PTY_MCP_SSH_CONFIG").map(std::path::PathBuf::from);
     let mut resolved = ssh::config::resolve(&host, config_file.as_deref()).await;
-    if resolved.proxy_jump.is_some() {
-        return Err(ToolError::invalid(format!(
-            "{host} uses ProxyJump in ssh_config, which this version of pty-mcp does not support yet"
-        )));
-    }
+    let jump_spec = p.jump.clone().filter(|j| !j.trim().is_empty()).or_else(|| resolved.proxy_jump.clone());
+    let jumps = match &jump_spec {
+        Some(spec) => ssh::config::resolve_jumps(spec, config_file.as_deref()).await,
+        None => Vec::new(),
+    };
     if let Some(user) = p.user.clone().filter(|u| !u.is_empty()) {
         resolved.user = user;
     }
@@ -138,6 +135,7 @@ pub async fn create_ssh_session(
         rows,
         cols,
         connect_timeout,
+        jumps,
     };
     let opened = ssh::open(opts).await.map_err(ssh_error)?;
     let config = SessionConfig { rows, cols, buffer_size: settings.buffer_size };

@@ -264,3 +264,86 @@ async fn an_encrypted_key_is_unlocked_by_the_operator() {
     assert!(!v.to_string().contains("sesame"));
     assert!(read(sshd.path("asked")).contains("Passphrase for"), "the operator was asked");
 }
+
+#[tokio::test]
+async fn proxy_jump_goes_through_a_bastion() {
+    let bastion = Sshd::start().await;
+    let inner = Sshd::start().await;
+    // One identity for both servers; both host keys known.
+    std::fs::copy(bastion.path("id_ed25519.pub"), inner.path("authorized_keys")).unwrap();
+    let key = |s: &Sshd| {
+        let k = read(s.path("host_key.pub"));
+        let k: Vec<&str> = k.split_whitespace().take(2).collect();
+        format!("[127.0.0.1]:{} {} {}\n", s.port, k[0], k[1])
+    };
+    std::fs::write(bastion.path("known_hosts"), key(&bastion) + &key(&inner)).unwrap();
+    let common = format!(
+        "  HostName 127.0.0.1\n  User root\n  IdentityFile {}\n  IdentitiesOnly yes\n  IdentityAgent none\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n",
+        bastion.path("id_ed25519").display(),
+        bastion.path("known_hosts").display()
+    );
+    let config = format!(
+        "Host bastion\n  Port {}\n{common}Host inner\n  Port {}\n  ProxyJump bastion\n{common}",
+        bastion.port, inner.port
+    );
+    std::fs::write(bastion.path("ssh_config"), config).unwrap();
+    let s = bastion.server().await;
+    let v = s.call("create_ssh_session", json!({"host": "inner"})).await;
+    assert_eq!(v["target"], format!("root@127.0.0.1:{}", inner.port), "{v}");
+    let id = v["session_id"].as_str().unwrap();
+    let r = s.input(id, "echo via-$((40+2))").await;
+    assert!(output(&r).contains("via-42"), "{r}");
+    // The same through the `jump` parameter, with the hop written out.
+    let v =
+        s.call("create_ssh_session", json!({"host": "inner", "jump": format!("root@bastion:{}", bastion.port)})).await;
+    assert!(v["session_id"].is_string(), "{v}");
+    // An unreachable next hop is reported as a connection failure.
+    let e = s.call_err("create_ssh_session", json!({"host": "127.0.0.1", "port": 1, "jump": "bastion"})).await;
+    assert_eq!(e["code"], "SSH_CONNECT_FAILED", "{e}");
+}
+
+#[tokio::test]
+async fn an_rsa_key_and_the_agent_are_used() {
+    let sshd = Sshd::start().await;
+    keygen(&sshd.path("id_rsa"), "rsa");
+    std::fs::write(sshd.path("authorized_keys"), read(sshd.path("id_rsa.pub"))).unwrap();
+    sshd.write_client_config(&["id_rsa"]);
+    let s = sshd.server().await;
+    let v = connect(&s, json!({})).await;
+    assert!(v["session_id"].is_string(), "RSA with SHA-2 signatures: {v}");
+    drop(s);
+    // The agent: a key only the agent holds.
+    let sock = sshd.path("agent.sock");
+    let mut agent = tokio::process::Command::new("ssh-agent")
+        .args(["-D", "-a"])
+        .arg(&sock)
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    tokio::time::timeout(STEP, async {
+        while !sock.exists() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("agent socket");
+    let added =
+        std::process::Command::new("ssh-add").arg(sshd.path("id_other")).env("SSH_AUTH_SOCK", &sock).output().unwrap();
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    std::fs::write(sshd.path("authorized_keys"), read(sshd.path("id_other.pub"))).unwrap();
+    let text =
+        read(sshd.path("ssh_config")).replace("  IdentityAgent none\n", "").replace("  IdentitiesOnly yes\n", "");
+    std::fs::write(sshd.path("ssh_config"), text).unwrap();
+    let home = sshd.path("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let s = Server::start_with_env(&[
+        ("HOME", home.to_str().unwrap()),
+        ("PTY_MCP_SSH_CONFIG", sshd.path("ssh_config").to_str().unwrap()),
+        ("SSH_AUTH_SOCK", sock.to_str().unwrap()),
+    ])
+    .await;
+    let v = connect(&s, json!({})).await;
+    assert!(v["session_id"].is_string(), "agent key: {v}");
+    agent.kill().await.unwrap();
+}

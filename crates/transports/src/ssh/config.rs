@@ -117,8 +117,63 @@ pub async fn resolve(host: &str, config_file: Option<&Path>) -> HostConfig {
     }
 }
 
+/// One hop of a ProxyJump list: `[user@]host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hop {
+    /// User, when given.
+    pub user: Option<String>,
+    /// Host or alias.
+    pub host: String,
+    /// Port, when given.
+    pub port: Option<u16>,
+}
+
+/// Splits a ProxyJump value (`bastion,user@inner:2222`) into hops.
+pub fn parse_jumps(spec: &str) -> Vec<Hop> {
+    spec.split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty() && *h != "none")
+        .map(|hop| {
+            let hop = hop.strip_prefix("ssh://").unwrap_or(hop);
+            let (user, rest) = match hop.rsplit_once('@') {
+                Some((u, r)) => (Some(u.to_string()), r),
+                None => (None, hop),
+            };
+            let (host, port) = match rest.rsplit_once(':') {
+                Some((h, p)) if p.parse::<u16>().is_ok() && !h.contains(':') => (h.to_string(), p.parse().ok()),
+                _ => (rest.to_string(), None),
+            };
+            Hop { user, host, port }
+        })
+        .collect()
+}
+
+/// Resolves every hop of a ProxyJump value, as `ssh -J` would.
+pub async fn resolve_jumps(spec: &str, config_file: Option<&Path>) -> Vec<HostConfig> {
+    let mut out = Vec::new();
+    for hop in parse_jumps(spec) {
+        let mut c = resolve(&hop.host, config_file).await;
+        if let Some(user) = hop.user {
+            c.user = user;
+        }
+        if let Some(port) = hop.port {
+            c.port = port;
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn jump_specs() {
+        let hops = parse_jumps("bastion, admin@inner:2222,ssh://u@h");
+        assert_eq!(hops[0], Hop { user: None, host: "bastion".into(), port: None });
+        assert_eq!(hops[1], Hop { user: Some("admin".into()), host: "inner".into(), port: Some(2222) });
+        assert_eq!(hops[2], Hop { user: Some("u".into()), host: "h".into(), port: None });
+    }
+
     use super::*;
 
     #[test]

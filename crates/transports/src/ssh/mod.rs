@@ -66,6 +66,8 @@ pub struct SshOptions {
     pub cols: u16,
     /// Connect timeout (overrides `ConnectTimeout`).
     pub connect_timeout: Option<Duration>,
+    /// Jump hosts to go through, in order (ProxyJump), each with its own settings.
+    pub jumps: Vec<HostConfig>,
 }
 
 /// Why a connection failed, in the error classes the tools report.
@@ -194,49 +196,33 @@ pub struct Opened {
 /// An [`SshError`] of the class that failed; messages never contain a secret.
 pub async fn open(opts: SshOptions) -> Result<Opened, SshError> {
     let host = &opts.host;
-    let addr = format!("{}:{}", host.hostname, host.port);
     let timeout = opts.connect_timeout.or(host.connect_timeout).unwrap_or(CONNECT_TIMEOUT);
-    let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&addr))
-        .await
-        .map_err(|_| SshError::Connect(format!("connecting to {addr} timed out after {} ms", timeout.as_millis())))?
-        .map_err(|e| SshError::Connect(format!("cannot connect to {addr}: {e}")))?;
-    let _ = stream.set_nodelay(true);
-    let mut config = client::Config {
-        keepalive_interval: Some(host.server_alive_interval.unwrap_or(KEEPALIVE)),
-        keepalive_max: host.server_alive_count_max.unwrap_or(KEEPALIVE_MISSES),
-        nodelay: true,
-        ..Default::default()
-    };
-    // Ask for the key type we have on record, avoiding a false "changed key" when the server
-    // would prefer another type.
-    let recorded = known_hosts::recorded_algorithms(&host.known_hosts, &host.hostname, host.port);
-    if !recorded.is_empty() {
-        let mut keys: Vec<_> = recorded.clone();
-        keys.extend(config.preferred.key.iter().filter(|k| !recorded.contains(k)).cloned());
-        config.preferred.key = keys.into();
-    }
-    let check = Arc::new(Mutex::new(KeyCheck::default()));
-    let handler = Client {
-        host: host.hostname.clone(),
-        port: host.port,
-        known_hosts: host.known_hosts.clone(),
-        policy: opts.policy,
-        check: check.clone(),
-    };
-    let handshake = tokio::time::timeout(timeout, client::connect_stream(Arc::new(config), stream, handler)).await;
-    let mut handle = match handshake {
-        Err(_) => return Err(SshError::Connect(format!("the SSH handshake with {addr} timed out"))),
-        Ok(Ok(handle)) => handle,
-        Ok(Err(e)) => {
-            let problem = check.lock().unwrap_or_else(|e| e.into_inner()).problem.take();
-            return Err(problem.unwrap_or_else(|| SshError::Connect(format!("SSH handshake with {addr} failed: {e}"))));
-        }
-    };
     let mut warnings = Vec::new();
-    if let Some(w) = check.lock().unwrap_or_else(|e| e.into_inner()).warning.take() {
-        warnings.push(w);
+    // Each jump host forwards a channel to the next hop; their connections must stay open for
+    // as long as the session does, so the pump keeps them.
+    let mut jump_handles = Vec::new();
+    let mut via: Option<russh::ChannelStream<client::Msg>> = None;
+    for (i, jump) in opts.jumps.iter().enumerate() {
+        let mut handle = match via.take() {
+            None => handshake(jump, opts.policy, tcp(jump, timeout).await?, timeout, &mut warnings).await?,
+            Some(stream) => handshake(jump, opts.policy, stream, timeout, &mut warnings).await?,
+        };
+        authenticate(&mut handle, jump, None, None, opts.asker.as_ref()).await?;
+        let next = opts.jumps.get(i + 1).unwrap_or(host);
+        let channel = handle
+            .channel_open_direct_tcpip(next.hostname.clone(), next.port as u32, "127.0.0.1", 0)
+            .await
+            .map_err(|e| {
+            SshError::Connect(format!("jump host {} cannot reach {}:{}: {e}", jump.hostname, next.hostname, next.port))
+        })?;
+        via = Some(channel.into_stream());
+        jump_handles.push(handle);
     }
-    authenticate(&mut handle, &opts).await?;
+    let mut handle = match via {
+        None => handshake(host, opts.policy, tcp(host, timeout).await?, timeout, &mut warnings).await?,
+        Some(stream) => handshake(host, opts.policy, stream, timeout, &mut warnings).await?,
+    };
+    authenticate(&mut handle, host, opts.key_path.as_ref(), opts.password.as_ref(), opts.asker.as_ref()).await?;
     let channel = handle
         .channel_open_session()
         .await
@@ -259,7 +245,7 @@ pub async fn open(opts: SshOptions) -> Result<Opened, SshError> {
     let (resize_tx, resize_rx) = mpsc::unbounded_channel();
     let link = Arc::new(Link { resize: resize_tx, problem: Mutex::new(None), pump: Mutex::new(None) });
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let pump = tokio::spawn(pump(handle, channel, pump_side, resize_rx, link.clone(), done_tx));
+    let pump = tokio::spawn(pump(handle, jump_handles, channel, pump_side, resize_rx, link.clone(), done_tx));
     *link.pump.lock().unwrap_or_else(|e| e.into_inner()) = Some(pump);
     Ok(Opened {
         connection: Connection {
@@ -274,14 +260,81 @@ pub async fn open(opts: SshOptions) -> Result<Opened, SshError> {
     })
 }
 
+/// A TCP connection to `host`, within `timeout`.
+async fn tcp(host: &HostConfig, timeout: Duration) -> Result<tokio::net::TcpStream, SshError> {
+    let addr = format!("{}:{}", host.hostname, host.port);
+    let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&addr))
+        .await
+        .map_err(|_| SshError::Connect(format!("connecting to {addr} timed out after {} ms", timeout.as_millis())))?
+        .map_err(|e| SshError::Connect(format!("cannot connect to {addr}: {e}")))?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// The SSH handshake over `stream` (TCP, or a channel through a jump host), with the host key
+/// checked against known_hosts under `policy`.
+async fn handshake<S>(
+    host: &HostConfig,
+    policy: HostKeyPolicy,
+    stream: S,
+    timeout: Duration,
+    warnings: &mut Vec<String>,
+) -> Result<Handle<Client>, SshError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let addr = format!("{}:{}", host.hostname, host.port);
+    let mut config = client::Config {
+        keepalive_interval: Some(host.server_alive_interval.unwrap_or(KEEPALIVE)),
+        keepalive_max: host.server_alive_count_max.unwrap_or(KEEPALIVE_MISSES),
+        nodelay: true,
+        ..Default::default()
+    };
+    // Ask for the key type we have on record, avoiding a false "changed key" when the server
+    // would prefer another type.
+    let recorded = known_hosts::recorded_algorithms(&host.known_hosts, &host.hostname, host.port);
+    if !recorded.is_empty() {
+        let mut keys: Vec<_> = recorded.clone();
+        keys.extend(config.preferred.key.iter().filter(|k| !recorded.contains(k)).cloned());
+        config.preferred.key = keys.into();
+    }
+    let check = Arc::new(Mutex::new(KeyCheck::default()));
+    let handler = Client {
+        host: host.hostname.clone(),
+        port: host.port,
+        known_hosts: host.known_hosts.clone(),
+        policy,
+        check: check.clone(),
+    };
+    let handshake = tokio::time::timeout(timeout, client::connect_stream(Arc::new(config), stream, handler)).await;
+    let handle = match handshake {
+        Err(_) => return Err(SshError::Connect(format!("the SSH handshake with {addr} timed out"))),
+        Ok(Ok(handle)) => handle,
+        Ok(Err(e)) => {
+            let problem = check.lock().unwrap_or_else(|e| e.into_inner()).problem.take();
+            return Err(problem.unwrap_or_else(|| SshError::Connect(format!("SSH handshake with {addr} failed: {e}"))));
+        }
+    };
+    if let Some(w) = check.lock().unwrap_or_else(|e| e.into_inner()).warning.take() {
+        warnings.push(w);
+    }
+    Ok(handle)
+}
+
 /// Tries every method in OpenSSH's order until one succeeds: the agent, each identity file
 /// (with its certificate when there is one), the password, keyboard-interactive.
-async fn authenticate(handle: &mut Handle<Client>, opts: &SshOptions) -> Result<(), SshError> {
-    let user = opts.host.user.clone();
+async fn authenticate(
+    handle: &mut Handle<Client>,
+    host: &HostConfig,
+    key_path: Option<&PathBuf>,
+    given_password: Option<&Secret>,
+    asker: Option<&Arc<dyn Asker>>,
+) -> Result<(), SshError> {
+    let user = host.user.clone();
     let mut tried = Vec::new();
     let rsa_hash = handle.best_supported_rsa_hash().await.ok().flatten().flatten();
 
-    let agent_off = opts.host.identity_agent.as_deref() == Some("none");
+    let agent_off = host.identity_agent.as_deref() == Some("none");
     if !agent_off
         && std::env::var_os("SSH_AUTH_SOCK").is_some_and(|s| !s.is_empty())
         && let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await
@@ -299,12 +352,12 @@ async fn authenticate(handle: &mut Handle<Client>, opts: &SshOptions) -> Result<
         }
     }
 
-    let files: Vec<PathBuf> = opts.key_path.iter().cloned().chain(opts.host.identity_files.iter().cloned()).collect();
+    let files: Vec<PathBuf> = key_path.into_iter().cloned().chain(host.identity_files.iter().cloned()).collect();
     for file in files.iter().filter(|f| f.exists()) {
         let key = match russh::keys::load_secret_key(file, None) {
             Ok(key) => key,
             Err(russh::keys::Error::KeyIsEncrypted) => {
-                let Some(asker) = &opts.asker else {
+                let Some(asker) = asker else {
                     tried.push(format!("{} (encrypted; no way to ask for its passphrase)", file.display()));
                     continue;
                 };
@@ -344,11 +397,11 @@ async fn authenticate(handle: &mut Handle<Client>, opts: &SshOptions) -> Result<
         }
     }
 
-    let mut password = opts.password.as_ref().map(Secret::duplicate);
+    let mut password = given_password.map(Secret::duplicate);
     if password.is_none()
-        && let Some(asker) = &opts.asker
+        && let Some(asker) = asker
     {
-        password = asker.ask(format!("Password for {user}@{}: ", opts.host.hostname)).await;
+        password = asker.ask(format!("Password for {user}@{}: ", host.hostname)).await;
     }
     if let Some(password) = &password {
         let text = zeroize::Zeroizing::new(String::from_utf8_lossy(password.expose()).into_owned());
@@ -368,8 +421,8 @@ async fn authenticate(handle: &mut Handle<Client>, opts: &SshOptions) -> Result<
     }
     Err(SshError::Auth(format!(
         "authentication failed for {user}@{}:{}; tried: {}",
-        opts.host.hostname,
-        opts.host.port,
+        host.hostname,
+        host.port,
         tried.join(", ")
     )))
 }
@@ -420,6 +473,7 @@ impl Control for Link {
 /// remote program ended (or that the link died).
 async fn pump(
     handle: Handle<Client>,
+    _jumps: Vec<Handle<Client>>,
     mut channel: russh::Channel<client::Msg>,
     mut side: tokio::io::DuplexStream,
     mut resize: mpsc::UnboundedReceiver<(u16, u16)>,
