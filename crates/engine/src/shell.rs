@@ -265,13 +265,13 @@ unset __PTY_MCP_ZDOTDIR
 typeset -g __ptymcp_k='{token}'
 __ptymcp_precmd() {{
   local s=$?
-  builtin printf '\e]133;D;%s;k=%s;cwd=%s' "$s" "$__ptymcp_k" "$PWD"
+  builtin printf '\e]133;D;%s;k=%s;cwd=%s\a' "$s" "$__ptymcp_k" "$PWD"
   if [[ "$PS1" != *"133;B;k=$__ptymcp_k"* ]]; then
-    PS1=$'%{{\e]133;A;k='"$__ptymcp_k"$'%}}'"$PS1"$'%{{\e]133;B;k='"$__ptymcp_k"$'%}}'
+    PS1=$'%{{\e]133;A;k='"$__ptymcp_k"$'\a%}}'"$PS1"$'%{{\e]133;B;k='"$__ptymcp_k"$'\a%}}'
   fi
   return $s
 }}
-__ptymcp_preexec() {{ builtin printf '\e]133;C;k=%s' "$__ptymcp_k"; }}
+__ptymcp_preexec() {{ builtin printf '\e]133;C;k=%s\a' "$__ptymcp_k"; }}
 autoload -Uz add-zsh-hook
 add-zsh-hook precmd __ptymcp_precmd
 add-zsh-hook preexec __ptymcp_preexec
@@ -286,17 +286,43 @@ fn fish_init(token: &str) -> String {
 set -g __ptymcp_k '{token}'
 function __ptymcp_prompt_event --on-event fish_prompt
     set -l s $status
-    printf '\e]133;D;%s;k=%s;cwd=%s' $s $__ptymcp_k $PWD
-    printf '\e]133;A;k=%s' $__ptymcp_k
+    printf '\e]133;D;%s;k=%s;cwd=%s\a' $s $__ptymcp_k $PWD
+    printf '\e]133;A;k=%s\a' $__ptymcp_k
 end
 function __ptymcp_preexec --on-event fish_preexec
-    printf '\e]133;C;k=%s' $__ptymcp_k
+    printf '\e]133;C;k=%s\a' $__ptymcp_k
 end
 functions -c fish_prompt __ptymcp_user_prompt
 function fish_prompt
     __ptymcp_user_prompt
-    printf '\e]133;B;k=%s' $__ptymcp_k
+    printf '\e]133;B;k=%s\a' $__ptymcp_k
 end
+"#
+    )
+}
+
+/// A one-line bash bootstrap for shells reached over a byte stream (SSH, serial, a daemon),
+/// where no rcfile can be placed: the same hooks as [`bash_rcfile`]'s, typed after the first
+/// prompt with a leading space; it deletes itself from history and erases its own echo.
+pub fn bash_bootstrap(token: &str) -> String {
+    let hooks: String = bash_hooks(token)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!(" {hooks} builtin history -d -1 2>/dev/null; builtin printf '\\033[1A\\033[2K'")
+}
+
+/// The hooks themselves, shared by the rcfile and the bootstrap (every line ends with `;` or
+/// opens/closes a block, so the lines can be joined into one).
+fn bash_hooks(token: &str) -> String {
+    format!(
+        r#"__ptymcp_k='{token}';
+__ptymcp_precmd() {{ local s=$?; builtin printf '\033]133;D;%s;k=%s;cwd=%s\007' "$s" "$__ptymcp_k" "$PWD"; return $s; }};
+__ptymcp_ps1() {{ local s=$?; case "${{PS1:-}}" in *"133;B;k=$__ptymcp_k"*) ;; *) PS1='\[\033]133;A;k='"$__ptymcp_k"'\007\]'"${{PS1:-}}"'\[\033]133;B;k='"$__ptymcp_k"'\007\]' ;; esac; return $s; }};
+PS0='\033]133;C;k='"$__ptymcp_k"'\007'"${{PS0:-}}";
+if [[ "$(declare -p PROMPT_COMMAND 2>/dev/null)" == "declare -a"* ]]; then PROMPT_COMMAND=(__ptymcp_precmd "${{PROMPT_COMMAND[@]}}" __ptymcp_ps1); else PROMPT_COMMAND=$'__ptymcp_precmd\n'"${{PROMPT_COMMAND:-}}"$'\n__ptymcp_ps1'; fi;
 "#
     )
 }
@@ -309,27 +335,8 @@ fn bash_rcfile(token: &str) -> String {
 if [ -z "${{__PTY_MCP_NORC:-}}" ] && [ -r ~/.bashrc ]; then . ~/.bashrc; fi
 if [ -n "${{__PTY_MCP_PS1:-}}" ]; then PS1=$__PTY_MCP_PS1; fi
 unset __PTY_MCP_NORC __PTY_MCP_PS1
-__ptymcp_k='{token}'
-__ptymcp_precmd() {{
-  local s=$?
-  builtin printf '\033]133;D;%s;k=%s;cwd=%s\007' "$s" "$__ptymcp_k" "$PWD"
-  return $s
-}}
-__ptymcp_ps1() {{
-  local s=$?
-  case "${{PS1:-}}" in
-    *"133;B;k=$__ptymcp_k"*) ;;
-    *) PS1='\[\033]133;A;k='"$__ptymcp_k"'\007\]'"${{PS1:-}}"'\[\033]133;B;k='"$__ptymcp_k"'\007\]' ;;
-  esac
-  return $s
-}}
-PS0='\033]133;C;k='"$__ptymcp_k"'\007'"${{PS0:-}}"
-if [[ "$(declare -p PROMPT_COMMAND 2>/dev/null)" == "declare -a"* ]]; then
-  PROMPT_COMMAND=(__ptymcp_precmd "${{PROMPT_COMMAND[@]}}" __ptymcp_ps1)
-else
-  PROMPT_COMMAND=$'__ptymcp_precmd\n'"${{PROMPT_COMMAND:-}}"$'\n__ptymcp_ps1'
-fi
-"#
+{}"#,
+        bash_hooks(token)
     )
 }
 

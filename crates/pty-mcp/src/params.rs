@@ -295,6 +295,10 @@ pub struct CreateSshParams {
     pub session_id: Option<String>,
     /// ProxyJump: `[user@]host[:port]`, or several separated by commas (overrides ssh_config).
     pub jump: Option<String>,
+    /// Report command completion exactly when the remote login shell is bash: a one-line hook
+    /// is typed at the first prompt (kept out of history and out of the output). Default true.
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub shell_integration: Option<bool>,
     /// Connection timeout in milliseconds (default: ConnectTimeout, else 10000).
     #[serde(default, deserialize_with = "lenient::int")]
     pub connect_timeout_ms: Option<i64>,

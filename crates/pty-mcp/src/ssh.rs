@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine::secret::Secret;
-use engine::{Offset, Session, SessionConfig, Settle};
+use engine::{Offset, Session, SessionConfig, Settle, Settled};
 use serde::Serialize;
 use tokio::time::Instant;
 use transports::ssh::{self, Asker, HostKeyPolicy, SshError, SshOptions};
@@ -79,6 +79,20 @@ fn ssh_error(e: SshError) -> ToolError {
     ToolError { code, message: e.to_string(), retryable }
 }
 
+/// Types the shell-integration bootstrap and waits for the shell's first mark; the agent never
+/// sees the line (the read cursor moves past it, and the line erases its own echo).
+async fn integrate(session: &Session, line: &str) {
+    let Ok(start) = session.write(format!("{line}\r").as_bytes(), Instant::now() + Duration::from_secs(5)).await else {
+        return;
+    };
+    let deadline = Instant::now() + BANNER_WAIT;
+    if session.settle(Settle::after_input(start, Duration::from_secs(1)), deadline).await == Settled::Shell {
+        session.wait_prompt_drawn(start, deadline).await;
+    } else {
+        tracing::info!("the remote shell did not take the integration hook; completion stays heuristic");
+    }
+}
+
 /// Connects and starts a session.
 pub async fn create_ssh_session(
     manager: &SessionManager,
@@ -136,6 +150,7 @@ pub async fn create_ssh_session(
         cols,
         connect_timeout,
         jumps,
+        shell_integration: p.shell_integration.unwrap_or(true),
     };
     let opened = ssh::open(opts).await.map_err(ssh_error)?;
     let config = SessionConfig { rows, cols, buffer_size: settings.buffer_size };
@@ -143,9 +158,13 @@ pub async fn create_ssh_session(
     let entry =
         manager.create("ssh", target.clone(), b"\r", || Ok(Session::start(opened.connection, config, recorder)))?;
     let session = &entry.session;
-    session.settle(Settle::after_input(Offset(0), Duration::from_millis(300)), Instant::now() + BANNER_WAIT).await;
+    let deadline = Instant::now() + BANNER_WAIT;
+    let first = session.settle(Settle::after_input(Offset(0), Duration::from_millis(300)), deadline).await;
     let banner = reply::render(session, Offset(0), session.end(), DEFAULT_MAX_OUTPUT);
-    session.advance_read_cursor(banner.to);
+    if let Some(line) = opened.bootstrap.filter(|_| first == Settled::Prompt) {
+        integrate(session, &line).await;
+    }
+    session.advance_read_cursor(session.end());
     Ok(SshCreated {
         session_id: entry.id.clone(),
         kind: "ssh",

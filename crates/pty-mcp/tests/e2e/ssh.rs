@@ -134,14 +134,22 @@ async fn key_login_runs_commands_and_reports_exit() {
     let s = sshd.server().await;
     let v = connect(&s, json!({})).await;
     assert_eq!(v["target"], format!("root@127.0.0.1:{}", sshd.port), "{v}");
-    assert_eq!(v["state"], "at_prompt", "{v}");
     let id = v["session_id"].as_str().unwrap().to_string();
+    assert_eq!(v["state"], "at_prompt", "{v}");
+    // The remote bash was integrated by a typed bootstrap the agent never sees.
+    let st = s.call("get_session_state", json!({"session_id": id})).await;
+    assert_eq!(st["shell_integration"], true, "{st}");
+    assert!(!v["output"].as_str().unwrap().contains("ptymcp"), "{v}");
+    let r = s.input(&id, "false").await;
+    assert_eq!((r["completion"].as_str(), r["exit_code"].as_i64(), output(&r)), (Some("shell"), Some(1), ""), "{r}");
     let r = s.input(&id, "echo hello-over-$((6*7))").await;
-    assert!(output(&r).contains("hello-over-42\n"), "{r}");
+    assert_eq!(output(&r), "hello-over-42\n", "{r}");
+    let r = s.input(&id, "history | tail -n 3").await;
+    assert!(!output(&r).contains("ptymcp"), "the bootstrap stays out of history: {r}");
     let r = s.call("resize_session", json!({"session_id": id, "rows": 31, "cols": 99})).await;
     assert_eq!(r["success"], true);
     let r = s.input(&id, "stty size").await;
-    assert!(output(&r).contains("31 99"), "{r}");
+    assert_eq!(output(&r), "31 99\n", "{r}");
     let r = s.input(&id, "exit 3").await;
     assert_eq!((r["is_alive"].as_bool(), r["exit_code"].as_i64()), (Some(false), Some(3)), "{r}");
 }

@@ -68,6 +68,8 @@ pub struct SshOptions {
     pub connect_timeout: Option<Duration>,
     /// Jump hosts to go through, in order (ProxyJump), each with its own settings.
     pub jumps: Vec<HostConfig>,
+    /// Set up shell integration when the login shell is bash (a bootstrap line to type).
+    pub shell_integration: bool,
 }
 
 /// Why a connection failed, in the error classes the tools report.
@@ -188,6 +190,8 @@ pub struct Opened {
     pub target: String,
     /// Notes for the agent (e.g. host key checking was off, a host key was recorded).
     pub warnings: Vec<String>,
+    /// A line to type at the first prompt to integrate the remote shell, when it is bash.
+    pub bootstrap: Option<String>,
 }
 
 /// Connects, verifies the host key, authenticates and opens a PTY channel.
@@ -223,6 +227,16 @@ pub async fn open(opts: SshOptions) -> Result<Opened, SshError> {
         Some(stream) => handshake(host, opts.policy, stream, timeout, &mut warnings).await?,
     };
     authenticate(&mut handle, host, opts.key_path.as_ref(), opts.password.as_ref(), opts.asker.as_ref()).await?;
+    let (bootstrap, shell_token) = match (&opts.command, opts.shell_integration) {
+        (None, true) => match login_shell(&handle).await.as_deref().and_then(|s| s.rsplit('/').next()) {
+            Some("bash") => match engine::shell::new_token() {
+                Ok(token) => (Some(engine::shell::bash_bootstrap(&token)), Some(token)),
+                Err(_) => (None, None),
+            },
+            _ => (None, None),
+        },
+        _ => (None, None),
+    };
     let channel = handle
         .channel_open_session()
         .await
@@ -253,11 +267,31 @@ pub async fn open(opts: SshOptions) -> Result<Opened, SshError> {
             writer: Box::pin(writer),
             control: link,
             exited: Box::pin(async move { done_rx.await.ok().flatten() }),
-            shell_token: None,
+            shell_token,
         },
         target: format!("{}@{}:{}", host.user, host.hostname, host.port),
         warnings,
+        bootstrap,
     })
+}
+
+/// The user's login shell on the server (`$SHELL`), asked on a separate exec channel so that
+/// nothing is typed into the PTY of a device that is no Unix host.
+async fn login_shell(handle: &Handle<Client>) -> Option<String> {
+    let mut channel = handle.channel_open_session().await.ok()?;
+    channel.exec(true, "printf '%s' \"$SHELL\"").await.ok()?;
+    let mut out = Vec::new();
+    let read = async {
+        while let Some(msg) = channel.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => out.extend_from_slice(&data),
+                ChannelMsg::Close => break,
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(3), read).await.ok()?;
+    String::from_utf8(out).ok().filter(|s| s.starts_with('/') && s.len() < 256)
 }
 
 /// A TCP connection to `host`, within `timeout`.
