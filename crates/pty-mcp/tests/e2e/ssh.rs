@@ -355,3 +355,54 @@ async fn an_rsa_key_and_the_agent_are_used() {
     assert!(v["session_id"].is_string(), "agent key: {v}");
     agent.kill().await.unwrap();
 }
+
+/// A throwaway local user with a password (the test runs as root, like CI); removed on drop.
+struct TestUser(String);
+
+impl TestUser {
+    fn create(password: &str) -> TestUser {
+        let name = format!("ptymcp{}", std::process::id());
+        let ok = std::process::Command::new("useradd").args(["-M", "-N", "-s", "/bin/bash", "-d", "/tmp", &name]).status().unwrap();
+        assert!(ok.success(), "useradd");
+        let mut chpasswd = std::process::Command::new("chpasswd").stdin(Stdio::piped()).spawn().unwrap();
+        use std::io::Write;
+        chpasswd.stdin.take().unwrap().write_all(format!("{name}:{password}\n").as_bytes()).unwrap();
+        assert!(chpasswd.wait().unwrap().success(), "chpasswd");
+        TestUser(name)
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("userdel").arg(&self.0).status();
+    }
+}
+
+#[tokio::test]
+async fn password_login_from_the_call_or_from_the_operator() {
+    let sshd = Sshd::start().await;
+    let user = TestUser::create("pw-4-tests");
+    sshd.write_client_config(&["no-such-key"]);
+    let s = sshd.server().await;
+    let v = connect(&s, json!({"user": user.0, "password": "pw-4-tests"})).await;
+    assert!(v["session_id"].is_string(), "{v}");
+    let r = s.input(v["session_id"].as_str().unwrap(), "whoami").await;
+    assert_eq!(output(&r), format!("{}\n", user.0), "{r}");
+    drop(s);
+    // Without `password`, the operator is asked (askpass), and the agent never holds it.
+    let askpass = sshd.path("askpass");
+    std::fs::write(&askpass, "#!/bin/sh\necho 'pw-4-tests'\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let home = sshd.path("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let s = Server::start_with_env(&[
+        ("HOME", home.to_str().unwrap()),
+        ("PTY_MCP_SSH_CONFIG", sshd.path("ssh_config").to_str().unwrap()),
+        ("SSH_AUTH_SOCK", ""),
+        ("PTY_MCP_ASKPASS", askpass.to_str().unwrap()),
+    ])
+    .await;
+    let v = connect(&s, json!({"user": user.0})).await;
+    assert!(v["session_id"].is_string(), "{v}");
+}
