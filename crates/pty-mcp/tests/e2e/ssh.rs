@@ -362,7 +362,10 @@ struct TestUser(String);
 impl TestUser {
     fn create(password: &str) -> TestUser {
         let name = format!("ptymcp{}", std::process::id());
-        let ok = std::process::Command::new("useradd").args(["-M", "-N", "-s", "/bin/bash", "-d", "/tmp", &name]).status().unwrap();
+        let ok = std::process::Command::new("useradd")
+            .args(["-M", "-N", "-s", "/bin/bash", "-d", "/tmp", &name])
+            .status()
+            .unwrap();
         assert!(ok.success(), "useradd");
         let mut chpasswd = std::process::Command::new("chpasswd").stdin(Stdio::piped()).spawn().unwrap();
         use std::io::Write;

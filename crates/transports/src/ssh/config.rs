@@ -99,8 +99,130 @@ impl HostConfig {
     }
 }
 
-/// Resolves `host` through `ssh -G` (with `-F config_file` when given), falling back to plain
-/// defaults when `ssh` is not installed or fails.
+/// Reads ssh_config files the way OpenSSH does, for machines without an `ssh` binary: `Host`
+/// patterns (`*`, `?`, `!negation`), the first value of a keyword wins (`IdentityFile`
+/// accumulates), `Include` (globs, relative to `~/.ssh`), `%d %u %r %h %p %%` tokens in
+/// `IdentityFile`. `Match` blocks are skipped with a warning: `ssh -G` is the exact reading.
+pub fn parse_files(host: &str, files: &[PathBuf]) -> HostConfig {
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for file in files {
+        read_file(host, file, &mut seen, 0);
+    }
+    let first = |k: &str| seen.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    let mut c = HostConfig::defaults(host);
+    if let Some(v) = first("hostname") {
+        c.hostname = v.replace("%h", host);
+    }
+    if let Some(v) = first("port").and_then(|v| v.parse().ok()) {
+        c.port = v;
+    }
+    if let Some(v) = first("user") {
+        c.user = v;
+    }
+    let ids: Vec<PathBuf> =
+        seen.iter().filter(|(k, _)| k == "identityfile").map(|(_, v)| expand_home(&tokens(v, &c))).collect();
+    if !ids.is_empty() {
+        c.identity_files = ids;
+    }
+    c.identities_only = first("identitiesonly").is_some_and(|v| v == "yes");
+    c.identity_agent = first("identityagent");
+    c.proxy_jump = first("proxyjump").filter(|v| v != "none");
+    if let Some(v) = first("userknownhostsfile") {
+        c.known_hosts = v.split_whitespace().map(expand_home).collect();
+        c.known_hosts.push(PathBuf::from("/etc/ssh/ssh_known_hosts"));
+    }
+    c.strict_host_key_checking = first("stricthostkeychecking");
+    c.server_alive_interval =
+        first("serveraliveinterval").and_then(|v| v.parse().ok()).filter(|&s| s > 0).map(Duration::from_secs);
+    c.server_alive_count_max = first("serveralivecountmax").and_then(|v| v.parse().ok());
+    c.connect_timeout = first("connecttimeout").and_then(|v| v.parse().ok()).map(Duration::from_secs);
+    c
+}
+
+fn tokens(value: &str, c: &HostConfig) -> String {
+    let home = std::env::var("HOME").unwrap_or_default();
+    let local = std::env::var("USER").unwrap_or_default();
+    value
+        .replace("%%", "\u{0}")
+        .replace("%d", &home)
+        .replace("%u", &local)
+        .replace("%r", &c.user)
+        .replace("%h", &c.hostname)
+        .replace("%p", &c.port.to_string())
+        .replace('\u{0}', "%")
+}
+
+fn read_file(host: &str, file: &Path, seen: &mut Vec<(String, String)>, depth: usize) {
+    let Ok(text) = std::fs::read_to_string(file) else { return };
+    let mut active = true;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = match line.split_once(|c: char| c.is_whitespace() || c == '=') {
+            Some((k, v)) => (
+                k.to_ascii_lowercase(),
+                v.trim_start_matches(|c: char| c.is_whitespace() || c == '=').trim().trim_matches('"').to_string(),
+            ),
+            None => continue,
+        };
+        match key.as_str() {
+            "host" => active = host_matches(&value, host),
+            "match" => {
+                tracing::warn!("ssh_config Match blocks need `ssh -G`; this one is skipped");
+                active = false;
+            }
+            "include" if active && depth < 8 => {
+                for pattern in value.split_whitespace() {
+                    let path = expand_home(pattern);
+                    let path = if path.is_relative() { expand_home("~/.ssh").join(path) } else { path };
+                    for included in glob_files(&path) {
+                        read_file(host, &included, seen, depth + 1);
+                    }
+                }
+            }
+            _ if active => seen.push((key, value)),
+            _ => {}
+        }
+    }
+}
+
+/// Whether a `Host` line's patterns select `host` (a `!pattern` match excludes).
+fn host_matches(patterns: &str, host: &str) -> bool {
+    let mut matched = false;
+    for p in patterns.split_whitespace() {
+        match p.strip_prefix('!') {
+            Some(neg) if super::known_hosts::glob(neg, host) => return false,
+            Some(_) => {}
+            None if super::known_hosts::glob(p, host) => matched = true,
+            None => {}
+        }
+    }
+    matched
+}
+
+/// Files matching a path whose last component may hold `*` or `?`.
+fn glob_files(path: &Path) -> Vec<PathBuf> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if !name.contains(['*', '?']) {
+        return vec![path.to_path_buf()];
+    }
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.file_name().is_some_and(|n| super::known_hosts::glob(&name, &n.to_string_lossy())))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// Resolves `host` through `ssh -G` (with `-F config_file` when given), falling back to our own
+/// reading of the config files when `ssh` is not installed or fails.
 pub async fn resolve(host: &str, config_file: Option<&Path>) -> HostConfig {
     let mut cmd = tokio::process::Command::new("ssh");
     if let Some(file) = config_file {
@@ -111,8 +233,12 @@ pub async fn resolve(host: &str, config_file: Option<&Path>) -> HostConfig {
     match tokio::time::timeout(Duration::from_secs(5), cmd.output()).await {
         Ok(Ok(out)) if out.status.success() => HostConfig::from_ssh_g(host, &String::from_utf8_lossy(&out.stdout)),
         other => {
-            tracing::debug!("ssh -G unavailable ({other:?}); using defaults for {host}");
-            HostConfig::defaults(host)
+            tracing::debug!("ssh -G unavailable ({other:?}); reading ssh_config ourselves for {host}");
+            let files = match config_file {
+                Some(f) => vec![f.to_path_buf()],
+                None => vec![expand_home("~/.ssh/config"), PathBuf::from("/etc/ssh/ssh_config")],
+            };
+            parse_files(host, &files)
         }
     }
 }
@@ -166,6 +292,31 @@ pub async fn resolve_jumps(spec: &str, config_file: Option<&Path>) -> Vec<HostCo
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fallback_reads_hosts_includes_and_first_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("conf.d")).unwrap();
+        std::fs::write(d.join("conf.d/10-box"), "Host box\n  Port 2200\n").unwrap();
+        std::fs::write(
+            d.join("config"),
+            format!(
+                "Include {}/conf.d/*\nHost box !bad\n  HostName 10.0.0.9\n  User admin\n  IdentityFile /k/%r-%h\n  Port 9999\n\
+                 Match user nobody\n  User wrong\nHost *\n  IdentityFile /k/default\n  ServerAliveInterval 7\n  User fallback\n",
+                d.display()
+            ),
+        )
+        .unwrap();
+        let c = parse_files("box", &[d.join("config")]);
+        assert_eq!((c.hostname.as_str(), c.port, c.user.as_str()), ("10.0.0.9", 2200, "admin"));
+        assert_eq!(c.identity_files, [PathBuf::from("/k/admin-10.0.0.9"), PathBuf::from("/k/default")]);
+        assert_eq!(c.server_alive_interval, Some(Duration::from_secs(7)));
+        let other = parse_files("bad", &[d.join("config")]);
+        assert_eq!((other.hostname.as_str(), other.user.as_str()), ("bad", "fallback"));
+    }
+
     #[test]
     fn jump_specs() {
         let hops = parse_jumps("bastion, admin@inner:2222,ssh://u@h");

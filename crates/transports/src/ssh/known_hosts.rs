@@ -94,7 +94,7 @@ fn host_matches(field: &str, name: &str) -> bool {
 }
 
 /// `*` and `?` wildcards, case-insensitive, as OpenSSH matches host patterns.
-fn glob(pattern: &str, text: &str) -> bool {
+pub(crate) fn glob(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) =
         (pattern.to_lowercase().chars().collect(), text.to_lowercase().chars().collect());
     let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
