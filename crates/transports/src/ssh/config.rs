@@ -325,8 +325,6 @@ mod tests {
         assert_eq!(hops[2], Hop { user: Some("u".into()), host: "h".into(), port: None });
     }
 
-    use super::*;
-
     #[test]
     fn reads_ssh_g_output() {
         let text = "host alias\nhostname 10.1.2.3\nport 2222\nuser admin\nidentityfile /k/one\nidentityfile /k/two\n\
