@@ -37,6 +37,14 @@ pub struct CreateLocalParams {
     /// program is bash (default true). False leaves the shell untouched.
     #[serde(default, deserialize_with = "lenient::boolean")]
     pub shell_integration: Option<bool>,
+    /// Session log options.
+    #[serde(flatten)]
+    pub log: LogOptions,
+}
+
+/// Session log options, shared by every create tool.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct LogOptions {
     /// Write a session log to this file (created with mode 0600; a symbolic link is refused).
     pub log_file: Option<String>,
     /// "raw" (the output bytes, appended; default) or "asciicast" (an asciicast v2 recording
@@ -244,16 +252,9 @@ pub struct CreateSerialParams {
     /// Terminal width in columns for the screen view (default 120).
     #[serde(default, deserialize_with = "lenient::int")]
     pub cols: Option<i64>,
-    /// Session log file (see create_local_session).
-    pub log_file: Option<String>,
-    /// "raw" or "asciicast".
-    pub log_format: Option<String>,
-    /// Rotate the log at this many MB.
-    #[serde(default, deserialize_with = "lenient::int")]
-    pub log_max_size: Option<i64>,
-    /// Rotated log files kept.
-    #[serde(default, deserialize_with = "lenient::int")]
-    pub log_max_files: Option<i64>,
+    /// Session log options (see create_local_session).
+    #[serde(flatten)]
+    pub log: LogOptions,
 }
 
 /// Parameters of `send_break`.
@@ -310,14 +311,7 @@ pub struct CreateSshParams {
     pub cols: Option<i64>,
     /// Environment variables to pass (the server accepts only those its AcceptEnv allows).
     pub env: Option<BTreeMap<String, String>>,
-    /// Session log file (see create_local_session).
-    pub log_file: Option<String>,
-    /// "raw" or "asciicast".
-    pub log_format: Option<String>,
-    /// Rotate the log at this many MB.
-    #[serde(default, deserialize_with = "lenient::int")]
-    pub log_max_size: Option<i64>,
-    /// Rotated log files kept.
-    #[serde(default, deserialize_with = "lenient::int")]
-    pub log_max_files: Option<i64>,
+    /// Session log options (see create_local_session).
+    #[serde(flatten)]
+    pub log: LogOptions,
 }

@@ -11,7 +11,7 @@ use crate::error::{Code, ToolError};
 use crate::manager::SessionManager;
 use crate::params::{CreateSerialParams, SendBreakParams};
 use crate::reply::{self, DEFAULT_MAX_OUTPUT};
-use crate::tools::{LogParams, Settings, open_log, size_param};
+use crate::tools::{Settings, open_log, size_param};
 
 /// How long to gather what a device prints when the line opens (usually nothing: a console
 /// speaks when spoken to).
@@ -101,9 +101,7 @@ pub async fn create_serial_session(
         exclusive: p.exclusive.unwrap_or(true),
         reconnect: p.reconnect.unwrap_or(false),
     };
-    let log =
-        LogParams { file: p.log_file, format: p.log_format, max_size: p.log_max_size, max_files: p.log_max_files };
-    let recorder = open_log(log, rows, cols)?;
+    let recorder = open_log(p.log, rows, cols)?;
     let target = format!("{device}@{baud}");
     let config = SessionConfig { rows, cols, buffer_size: settings.buffer_size };
     let entry = manager.create("serial", target.clone(), enter, || {

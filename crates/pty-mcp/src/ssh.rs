@@ -14,7 +14,7 @@ use crate::manager::SessionManager;
 use crate::operator::OperatorPrompt;
 use crate::params::CreateSshParams;
 use crate::reply::{self, DEFAULT_MAX_OUTPUT};
-use crate::tools::{LogParams, Settings, open_log, size_param};
+use crate::tools::{Settings, open_log, size_param};
 
 /// How long the remote banner and first prompt may take to appear.
 const BANNER_WAIT: Duration = Duration::from_secs(3);
@@ -129,9 +129,7 @@ pub async fn create_ssh_session(
     let policy = policy(&p, resolved.strict_host_key_checking.as_deref())?;
     let rows = size_param("rows", p.rows, 40, 500)?;
     let cols = size_param("cols", p.cols, 120, 1000)?;
-    let log =
-        LogParams { file: p.log_file, format: p.log_format, max_size: p.log_max_size, max_files: p.log_max_files };
-    let recorder = open_log(log, rows, cols)?;
+    let recorder = open_log(p.log, rows, cols)?;
     let connect_timeout = match p.connect_timeout_ms {
         Some(ms) if !(1..=600_000).contains(&ms) => {
             return Err(ToolError::invalid(format!("connect_timeout_ms {ms} is out of range (1-600000)")));

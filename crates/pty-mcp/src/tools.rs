@@ -293,9 +293,7 @@ pub async fn create_local_session(
         cmd.cwd = Some(cwd.into());
     }
     let config = SessionConfig { rows: cmd.rows, cols: cmd.cols, buffer_size: settings.buffer_size };
-    let log =
-        LogParams { file: p.log_file, format: p.log_format, max_size: p.log_max_size, max_files: p.log_max_files };
-    let recorder = open_log(log, cmd.rows, cmd.cols)?;
+    let recorder = open_log(p.log, cmd.rows, cmd.cols)?;
     let target = line.to_string();
     let entry =
         manager.create("local", target.clone(), b"\r", || Ok(Session::start(local::spawn(&cmd)?, config, recorder)))?;
@@ -320,33 +318,21 @@ pub async fn create_local_session(
     })
 }
 
-/// The log parameters every create tool shares.
-pub struct LogParams {
-    /// `log_file`.
-    pub file: Option<String>,
-    /// `log_format`.
-    pub format: Option<String>,
-    /// `log_max_size` (MB).
-    pub max_size: Option<i64>,
-    /// `log_max_files`.
-    pub max_files: Option<i64>,
-}
-
 /// Opens the session log asked for, if any.
-pub fn open_log(p: LogParams, rows: u16, cols: u16) -> Result<Option<Recorder>, ToolError> {
-    let Some(file) = p.file.filter(|f| !f.trim().is_empty()) else { return Ok(None) };
-    let format = match p.format.as_deref().map(str::to_ascii_lowercase).as_deref() {
+pub fn open_log(p: LogOptions, rows: u16, cols: u16) -> Result<Option<Recorder>, ToolError> {
+    let Some(file) = p.log_file.filter(|f| !f.trim().is_empty()) else { return Ok(None) };
+    let format = match p.log_format.as_deref().map(str::to_ascii_lowercase).as_deref() {
         None | Some("") | Some("raw") => LogFormat::Raw,
         Some("asciicast") | Some("cast") => LogFormat::Asciicast,
         Some(other) => return Err(ToolError::invalid(format!("log_format {other:?}: use \"raw\" or \"asciicast\""))),
     };
-    let max_size = match p.max_size {
+    let max_size = match p.log_max_size {
         Some(mb) if !(0..=1_000_000).contains(&mb) => {
             return Err(ToolError::invalid(format!("log_max_size {mb} MB is out of range (0-1000000)")));
         }
         mb => mb.unwrap_or(0) as u64 * 1_000_000,
     };
-    let max_files = match p.max_files {
+    let max_files = match p.log_max_files {
         Some(n) if !(0..=100).contains(&n) => {
             return Err(ToolError::invalid(format!("log_max_files {n} is out of range (0-100)")));
         }

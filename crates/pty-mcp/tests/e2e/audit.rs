@@ -6,9 +6,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::harness::{STEP, Server, binary, output};
+use crate::harness::{STEP, Server, binary, output, spawn_until_ready};
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -18,27 +18,9 @@ struct Collector {
 
 impl Collector {
     async fn start(port: u16, log: &Path) -> Collector {
-        let mut child = tokio::process::Command::new(binary())
-            .args(["audit", "serve", "--port", &port.to_string(), "--log"])
-            .arg(log)
-            .env("PTY_MCP_AUDIT_TOKEN", TOKEN)
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        tokio::time::timeout(STEP, async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if line.contains("listening on") {
-                    return;
-                }
-            }
-            panic!("collector ended early");
-        })
-        .await
-        .expect("collector up in time");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Collector { child }
+        let mut cmd = tokio::process::Command::new(binary());
+        cmd.args(["audit", "serve", "--port", &port.to_string(), "--log"]).arg(log).env("PTY_MCP_AUDIT_TOKEN", TOKEN);
+        Collector { child: spawn_until_ready(cmd, "listening on").await }
     }
 
     async fn kill(mut self) {

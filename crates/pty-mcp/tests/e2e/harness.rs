@@ -96,3 +96,23 @@ impl Server {
 pub fn output(v: &Value) -> &str {
     v["output"].as_str().unwrap_or_default()
 }
+
+/// Spawns `cmd` with stderr piped and returns once a line of its stderr contains `ready` (a
+/// daemon saying it listens); the rest of stderr is drained in the background.
+pub async fn spawn_until_ready(mut cmd: tokio::process::Command, ready: &str) -> tokio::process::Child {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = cmd.stderr(std::process::Stdio::piped()).kill_on_drop(true).spawn().expect("spawn helper process");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    tokio::time::timeout(STEP, async {
+        while let Some(line) = lines.next_line().await.expect("read stderr") {
+            if line.contains(ready) {
+                return;
+            }
+        }
+        panic!("the process ended before saying {ready:?}");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {ready:?} in time"));
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    child
+}

@@ -1,12 +1,9 @@
 //! Serial consoles over real pseudo-terminal pairs (socat), with a scripted switch on the far end.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use std::path::{Path, PathBuf};
 
-use crate::harness::{STEP, Server, output};
+use crate::harness::{Server, output, spawn_until_ready};
 
 /// A null-modem cable: a socat pty pair whose ends are `dir/dev` (ours) and `dir/far`.
 struct Cable {
@@ -15,28 +12,12 @@ struct Cable {
 
 impl Cable {
     async fn plug(dir: &Path) -> Cable {
-        let mut socat = tokio::process::Command::new("socat")
-            .args(["-d", "-d"])
+        let mut cmd = tokio::process::Command::new("socat");
+        cmd.args(["-d", "-d"])
             .arg(format!("pty,raw,echo=0,link={}", dir.join("dev").display()))
-            .arg(format!("pty,raw,echo=0,link={}", dir.join("far").display()))
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("socat (scripts/test installs it)");
-        let mut lines = BufReader::new(socat.stderr.take().unwrap()).lines();
+            .arg(format!("pty,raw,echo=0,link={}", dir.join("far").display()));
         // socat says when both ends are ready.
-        tokio::time::timeout(STEP, async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if line.contains("starting data transfer loop") {
-                    return;
-                }
-            }
-            panic!("socat ended early");
-        })
-        .await
-        .expect("socat ready in time");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Cable { socat }
+        Cable { socat: spawn_until_ready(cmd, "starting data transfer loop").await }
     }
 
     async fn unplug(mut self) {

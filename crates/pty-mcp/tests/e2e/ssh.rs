@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::harness::{STEP, Server, output};
+use crate::harness::{STEP, Server, output, spawn_until_ready};
 
 struct Sshd {
     dir: tempfile::TempDir,
@@ -47,25 +46,9 @@ impl Sshd {
         );
         std::fs::write(d.join("sshd_config"), config).unwrap();
         std::fs::create_dir_all("/run/sshd").unwrap();
-        let mut child = tokio::process::Command::new("/usr/sbin/sshd")
-            .args(["-D", "-e", "-f"])
-            .arg(d.join("sshd_config"))
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("sshd");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        tokio::time::timeout(STEP, async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if line.contains("Server listening") {
-                    return;
-                }
-            }
-            panic!("sshd ended early");
-        })
-        .await
-        .expect("sshd listening in time");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let mut cmd = tokio::process::Command::new("/usr/sbin/sshd");
+        cmd.args(["-D", "-e", "-f"]).arg(d.join("sshd_config"));
+        let child = spawn_until_ready(cmd, "Server listening").await;
         let sshd = Sshd { dir, port, child };
         sshd.write_client_config(&["id_ed25519"]);
         sshd.trust_host_key();
@@ -95,14 +78,21 @@ impl Sshd {
     }
 
     async fn server(&self) -> Server {
+        self.server_with(&[]).await
+    }
+
+    /// pty-mcp with a private HOME, this server's ssh_config, no agent, and `extra`.
+    async fn server_with(&self, extra: &[(&str, &str)]) -> Server {
         let home = self.path("home");
         std::fs::create_dir_all(&home).unwrap();
-        Server::start_with_env(&[
+        let config = self.path("ssh_config");
+        let mut env = vec![
             ("HOME", home.to_str().unwrap()),
-            ("PTY_MCP_SSH_CONFIG", self.path("ssh_config").to_str().unwrap()),
+            ("PTY_MCP_SSH_CONFIG", config.to_str().unwrap()),
             ("SSH_AUTH_SOCK", ""),
-        ])
-        .await
+        ];
+        env.extend_from_slice(extra);
+        Server::start_with_env(&env).await
     }
 
     /// The sshd processes serving connections (children of the listener).
@@ -258,15 +248,7 @@ async fn an_encrypted_key_is_unlocked_by_the_operator() {
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let home = sshd.path("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let s = Server::start_with_env(&[
-        ("HOME", home.to_str().unwrap()),
-        ("PTY_MCP_SSH_CONFIG", sshd.path("ssh_config").to_str().unwrap()),
-        ("SSH_AUTH_SOCK", ""),
-        ("PTY_MCP_ASKPASS", askpass.to_str().unwrap()),
-    ])
-    .await;
+    let s = sshd.server_with(&[("PTY_MCP_ASKPASS", askpass.to_str().unwrap())]).await;
     let v = connect(&s, json!({})).await;
     assert!(v["session_id"].is_string(), "{v}");
     assert!(!v.to_string().contains("sesame"));
@@ -343,14 +325,7 @@ async fn an_rsa_key_and_the_agent_are_used() {
     let text =
         read(sshd.path("ssh_config")).replace("  IdentityAgent none\n", "").replace("  IdentitiesOnly yes\n", "");
     std::fs::write(sshd.path("ssh_config"), text).unwrap();
-    let home = sshd.path("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let s = Server::start_with_env(&[
-        ("HOME", home.to_str().unwrap()),
-        ("PTY_MCP_SSH_CONFIG", sshd.path("ssh_config").to_str().unwrap()),
-        ("SSH_AUTH_SOCK", sock.to_str().unwrap()),
-    ])
-    .await;
+    let s = sshd.server_with(&[("SSH_AUTH_SOCK", sock.to_str().unwrap())]).await;
     let v = connect(&s, json!({})).await;
     assert!(v["session_id"].is_string(), "agent key: {v}");
     agent.kill().await.unwrap();
@@ -397,15 +372,7 @@ async fn password_login_from_the_call_or_from_the_operator() {
     std::fs::write(&askpass, "#!/bin/sh\necho 'pw-4-tests'\n").unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let home = sshd.path("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let s = Server::start_with_env(&[
-        ("HOME", home.to_str().unwrap()),
-        ("PTY_MCP_SSH_CONFIG", sshd.path("ssh_config").to_str().unwrap()),
-        ("SSH_AUTH_SOCK", ""),
-        ("PTY_MCP_ASKPASS", askpass.to_str().unwrap()),
-    ])
-    .await;
+    let s = sshd.server_with(&[("PTY_MCP_ASKPASS", askpass.to_str().unwrap())]).await;
     let v = connect(&s, json!({"user": user.0})).await;
     assert!(v["session_id"].is_string(), "{v}");
 }

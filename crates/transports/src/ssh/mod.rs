@@ -227,32 +227,22 @@ pub async fn open(opts: SshOptions) -> Result<Opened, SshError> {
         Some(stream) => handshake(host, opts.policy, stream, timeout, &mut warnings).await?,
     };
     authenticate(&mut handle, host, opts.key_path.as_ref(), opts.password.as_ref(), opts.asker.as_ref()).await?;
-    let (bootstrap, shell_token) = match (&opts.command, opts.shell_integration) {
-        (None, true) => match login_shell(&handle).await.as_deref().and_then(|s| s.rsplit('/').next()) {
-            Some("bash") => match engine::shell::new_token() {
-                Ok(token) => (Some(engine::shell::bash_bootstrap(&token)), Some(token)),
-                Err(_) => (None, None),
-            },
-            _ => (None, None),
+    // Ask for the login shell while the PTY's shell starts: the probe costs no set-up time.
+    let probe = async {
+        match (&opts.command, opts.shell_integration) {
+            (None, true) => login_shell(&handle).await,
+            _ => None,
+        }
+    };
+    let (login, channel) = tokio::join!(probe, open_pty(&handle, &opts));
+    let channel = channel?;
+    let (bootstrap, shell_token) = match login.as_deref().and_then(|s| s.rsplit('/').next()) {
+        Some("bash") => match engine::shell::new_token() {
+            Ok(token) => (Some(engine::shell::bash_bootstrap(&token)), Some(token)),
+            Err(_) => (None, None),
         },
         _ => (None, None),
     };
-    let channel = handle
-        .channel_open_session()
-        .await
-        .map_err(|e| SshError::Other(format!("the server refused a session channel: {e}")))?;
-    for (k, v) in &opts.env {
-        let _ = channel.set_env(false, k.clone(), v.clone()).await;
-    }
-    channel
-        .request_pty(false, "xterm-256color", opts.cols as u32, opts.rows as u32, 0, 0, &[])
-        .await
-        .map_err(|e| SshError::Other(format!("the server refused a PTY: {e}")))?;
-    match &opts.command {
-        Some(cmd) => channel.exec(false, cmd.as_bytes()).await,
-        None => channel.request_shell(false).await,
-    }
-    .map_err(|e| SshError::Other(format!("the server refused to start the shell: {e}")))?;
 
     let (session_side, pump_side) = tokio::io::duplex(64 << 10);
     let (reader, writer) = tokio::io::split(session_side);
@@ -273,6 +263,27 @@ pub async fn open(opts: SshOptions) -> Result<Opened, SshError> {
         warnings,
         bootstrap,
     })
+}
+
+/// A session channel with a PTY running the login shell or `opts.command`.
+async fn open_pty(handle: &Handle<Client>, opts: &SshOptions) -> Result<russh::Channel<client::Msg>, SshError> {
+    let channel = handle
+        .channel_open_session()
+        .await
+        .map_err(|e| SshError::Other(format!("the server refused a session channel: {e}")))?;
+    for (k, v) in &opts.env {
+        let _ = channel.set_env(false, k.clone(), v.clone()).await;
+    }
+    channel
+        .request_pty(false, "xterm-256color", opts.cols as u32, opts.rows as u32, 0, 0, &[])
+        .await
+        .map_err(|e| SshError::Other(format!("the server refused a PTY: {e}")))?;
+    match &opts.command {
+        Some(cmd) => channel.exec(false, cmd.as_bytes()).await,
+        None => channel.request_shell(false).await,
+    }
+    .map_err(|e| SshError::Other(format!("the server refused to start the shell: {e}")))?;
+    Ok(channel)
 }
 
 /// The user's login shell on the server (`$SHELL`), asked on a separate exec channel so that
