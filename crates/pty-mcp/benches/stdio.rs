@@ -384,7 +384,14 @@ async fn ssh_figures(peer: &Peer<RoleClient>, connects: usize, rounds: usize) ->
         anyhow::ensure!(v["state"] == "at_prompt", "{v}");
         id = v["session_id"].as_str().unwrap_or_default().to_string();
     }
-    report("create_ssh_session to the first prompt (loopback sshd)", &mut setup);
+    report("create_ssh_session to the first prompt (loopback sshd), with shell integration", &mut setup);
+    let mut plain = Vec::new();
+    for _ in 0..connects {
+        let t = Instant::now();
+        call(peer, "create_ssh_session", json!({"host": "benchbox", "shell_integration": false})).await?;
+        plain.push(t.elapsed());
+    }
+    report("create_ssh_session to the first prompt (loopback sshd), without integration", &mut plain);
     let mut rtt = Vec::new();
     for _ in 0..rounds {
         let t = Instant::now();

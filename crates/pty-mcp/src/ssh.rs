@@ -82,7 +82,11 @@ fn ssh_error(e: SshError) -> ToolError {
 /// Types the shell-integration bootstrap and waits for the shell's first mark; the agent never
 /// sees the line (the read cursor moves past it, and the line erases its own echo).
 async fn integrate(session: &Session, line: &str) {
-    let Ok(start) = session.write(format!("{line}\r").as_bytes(), Instant::now() + Duration::from_secs(5)).await else {
+    // As one bracketed paste when the line editor accepts it: a kilobyte typed key by key
+    // costs readline a redraw per key.
+    let typed =
+        if session.modes().bracketed_paste { format!("\x1b[200~{line}\x1b[201~\r") } else { format!("{line}\r") };
+    let Ok(start) = session.write(typed.as_bytes(), Instant::now() + Duration::from_secs(5)).await else {
         return;
     };
     let deadline = Instant::now() + BANNER_WAIT;
