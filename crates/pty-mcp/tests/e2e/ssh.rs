@@ -31,6 +31,12 @@ fn read(path: PathBuf) -> String {
 
 impl Sshd {
     async fn start() -> Sshd {
+        Sshd::start_with(|_| String::new()).await
+    }
+
+    /// Starts sshd; `extra` may prepare files in the directory (keys exist by then) and
+    /// returns lines to add to sshd_config.
+    async fn start_with(extra: impl FnOnce(&Path) -> String) -> Sshd {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         keygen(&d.join("host_key"), "ed25519");
@@ -41,8 +47,9 @@ impl Sshd {
         let config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {0}/host_key\nAuthorizedKeysFile {0}/authorized_keys\n\
              PidFile {0}/sshd.pid\nUsePAM no\nStrictModes no\nPermitRootLogin yes\nPasswordAuthentication yes\n\
-             KbdInteractiveAuthentication no\nClientAliveInterval 0\n",
-            d.display()
+             KbdInteractiveAuthentication no\nClientAliveInterval 0\n{1}",
+            d.display(),
+            extra(d)
         );
         std::fs::write(d.join("sshd_config"), config).unwrap();
         std::fs::create_dir_all("/run/sshd").unwrap();
@@ -375,4 +382,39 @@ async fn password_login_from_the_call_or_from_the_operator() {
     let s = sshd.server_with(&[("PTY_MCP_ASKPASS", askpass.to_str().unwrap())]).await;
     let v = connect(&s, json!({"user": user.0})).await;
     assert!(v["session_id"].is_string(), "{v}");
+}
+
+#[tokio::test]
+async fn host_certificates_from_a_trusted_authority_are_accepted() {
+    let sign = |d: &Path, principal: &str| {
+        keygen(&d.join("ca"), "ed25519");
+        let status = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-s"])
+            .arg(d.join("ca"))
+            .args(["-I", "test-host", "-h", "-n", principal, "-V", "-5m:+1h"])
+            .arg(d.join("host_key.pub"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        format!("HostCertificate {}/host_key-cert.pub\n", d.display())
+    };
+    for (principal, accepted) in [("127.0.0.1", true), ("someone-else.example", false)] {
+        let sshd = Sshd::start_with(|d| sign(d, principal)).await;
+        // Only the authority is on record, not the host's own key.
+        let ca = read(sshd.path("ca.pub"));
+        let ca: Vec<&str> = ca.split_whitespace().take(2).collect();
+        std::fs::write(
+            sshd.path("known_hosts"),
+            format!("@cert-authority [127.0.0.1]:{} {} {}\n", sshd.port, ca[0], ca[1]),
+        )
+        .unwrap();
+        let s = sshd.server().await;
+        let v = connect(&s, json!({})).await;
+        if accepted {
+            assert!(v["session_id"].is_string(), "{v}");
+        } else {
+            assert_eq!(v["code"], "SSH_HOST_KEY_UNKNOWN", "{v}");
+            assert!(v["message"].as_str().unwrap().contains("other hosts"), "{v}");
+        }
+    }
 }

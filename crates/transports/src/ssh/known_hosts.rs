@@ -151,6 +151,16 @@ pub fn recorded_algorithms(files: &[PathBuf], host: &str, port: u16) -> Vec<Algo
         .collect()
 }
 
+/// The certificate authorities trusted for the host (`@cert-authority` lines matching it).
+pub fn cert_authorities(files: &[PathBuf], host: &str, port: u16) -> Vec<PublicKey> {
+    let name = entry_name(host, port);
+    entries(files)
+        .into_iter()
+        .filter(|e| e.marker.as_deref() == Some("@cert-authority") && host_matches(&e.hosts, &name))
+        .filter_map(|e| PublicKey::from_openssh(&format!("{} {}", e.key_type, e.key_blob)).ok())
+        .collect()
+}
+
 /// Records `key` for `host`:`port` at the end of `file` (created 0600, its directory 0700).
 pub fn append(file: &Path, host: &str, port: u16, key: &PublicKey) -> io::Result<()> {
     if let Some(dir) = file.parent() {

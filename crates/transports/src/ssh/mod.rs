@@ -106,6 +106,7 @@ struct KeyCheck {
     warning: Option<String>,
 }
 
+/// The host-key checker of one connection.
 struct Client {
     host: String,
     port: u16,
@@ -114,21 +115,50 @@ struct Client {
     check: Arc<Mutex<KeyCheck>>,
 }
 
+impl Client {
+    /// A host certificate is trusted when an `@cert-authority` line for the host names its
+    /// signer, it is a host certificate, it lists this host among its principals (or none), and
+    /// it is within its validity period with a good signature.
+    fn check_certificate(&self, cert: &russh::keys::Certificate) -> bool {
+        let name = known_hosts::entry_name(&self.host, self.port);
+        let mut check = self.check.lock().unwrap_or_else(|e| e.into_inner());
+        if self.policy == HostKeyPolicy::Insecure {
+            check.warning =
+                Some(format!("host key checking is off (ignore_host_key): {name}'s certificate was not verified"));
+            return true;
+        }
+        let authorities = known_hosts::cert_authorities(&self.known_hosts, &self.host, self.port);
+        let trusted: Vec<_> = authorities.iter().map(|k| k.fingerprint(HashAlg::Sha256)).collect();
+        let signer = cert.signature_key().fingerprint(HashAlg::Sha256);
+        let principals = cert.valid_principals();
+        let for_this_host = principals.is_empty() || principals.iter().any(|p| p == &self.host);
+        let problem = if !trusted.contains(&signer) {
+            format!(
+                "{name} presented a host certificate signed by {signer}, which no @cert-authority line in known_hosts trusts"
+            )
+        } else if cert.cert_type() != russh::keys::ssh_key::certificate::CertType::Host {
+            format!("{name} presented a user certificate as its host key")
+        } else if !for_this_host {
+            format!("{name} presented a host certificate for other hosts ({})", principals.join(", "))
+        } else if let Err(e) = cert.validate(&trusted) {
+            format!(
+                "{name} presented a host certificate that does not validate (expired, not yet valid, or a bad signature): {e}"
+            )
+        } else {
+            return true;
+        };
+        check.problem = Some(SshError::HostKeyUnknown(problem));
+        false
+    }
+}
+
 impl client::Handler for Client {
     type Error = russh::Error;
 
     async fn check_server_key(&mut self, key: &russh::keys::PublicKeyOrCertificate) -> Result<bool, Self::Error> {
         let key: &PublicKey = match key {
             russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } => key,
-            russh::keys::PublicKeyOrCertificate::Certificate(cert) => {
-                let mut check = self.check.lock().unwrap_or_else(|e| e.into_inner());
-                check.problem = Some(SshError::HostKeyUnknown(format!(
-                    "{}:{} presented a host certificate, which pty-mcp does not verify yet (@cert-authority)",
-                    self.host, self.port
-                )));
-                let _ = cert;
-                return Ok(self.policy == HostKeyPolicy::Insecure);
-            }
+            russh::keys::PublicKeyOrCertificate::Certificate(cert) => return Ok(self.check_certificate(cert)),
         };
         let fingerprint = key.fingerprint(HashAlg::Sha256);
         let name = known_hosts::entry_name(&self.host, self.port);
@@ -313,6 +343,8 @@ async fn tcp(host: &HostConfig, timeout: Duration) -> Result<tokio::net::TcpStre
         .map_err(|_| SshError::Connect(format!("connecting to {addr} timed out after {} ms", timeout.as_millis())))?
         .map_err(|e| SshError::Connect(format!("cannot connect to {addr}: {e}")))?;
     let _ = stream.set_nodelay(true);
+    // TCP keepalive as well: a peer that vanished is noticed even between SSH keepalives.
+    let _ = socket2::SockRef::from(&stream).set_keepalive(true);
     Ok(stream)
 }
 
@@ -337,6 +369,10 @@ where
     };
     // Ask for the key type we have on record, avoiding a false "changed key" when the server
     // would prefer another type.
+    // With a certificate authority on record for the host, ask for its certificate.
+    if !known_hosts::cert_authorities(&host.known_hosts, &host.hostname, host.port).is_empty() {
+        config.preferred.host_key_certificates = config.preferred.key.clone();
+    }
     let recorded = known_hosts::recorded_algorithms(&host.known_hosts, &host.hostname, host.port);
     if !recorded.is_empty() {
         let mut keys: Vec<_> = recorded.clone();
