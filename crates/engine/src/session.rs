@@ -159,27 +159,11 @@ impl Session {
     /// [`Error::Closed`] when the session has ended, [`Error::WriteTimedOut`] when the program
     /// does not read its input before `deadline`, [`Error::Io`] when the write fails.
     pub async fn write(&self, bytes: &[u8], deadline: Instant) -> Result<Offset, Error> {
-        if !self.is_alive() {
-            return Err(Error::Closed);
+        let start = self.write_parts(&[bytes], deadline).await?;
+        if let Some(r) = lock(&self.shared.recorder).as_mut() {
+            r.input(bytes);
         }
-        let start = self.end();
-        let mut writer =
-            tokio::time::timeout_at(deadline, self.writer.lock()).await.map_err(|_| Error::WriteTimedOut)?;
-        let write = async {
-            writer.write_all(bytes).await?;
-            writer.flush().await
-        };
-        match tokio::time::timeout_at(deadline, write).await {
-            Ok(Ok(())) => {
-                if let Some(r) = lock(&self.shared.recorder).as_mut() {
-                    r.input(bytes);
-                }
-                Ok(start)
-            }
-            Ok(Err(_)) if !self.is_alive() => Err(Error::Closed),
-            Ok(Err(e)) => Err(Error::Io(e)),
-            Err(_) => Err(Error::WriteTimedOut),
-        }
+        Ok(start)
     }
 
     /// Writes a secret and then `line_ending`, like [`Session::write`] but without recording
@@ -189,16 +173,25 @@ impl Session {
     /// # Errors
     /// As [`Session::write`].
     pub async fn write_secret(&self, secret: &Secret, line_ending: &[u8], deadline: Instant) -> Result<Offset, Error> {
+        if self.is_alive() {
+            lock(&self.shared.masks).push((secret.duplicate(), Instant::now() + MASK_WINDOW));
+        }
+        self.write_parts(&[secret.expose(), line_ending], deadline).await
+    }
+
+    /// Writes `parts` in order under the writer lock, all within `deadline`; returns the
+    /// transcript end from just before.
+    async fn write_parts(&self, parts: &[&[u8]], deadline: Instant) -> Result<Offset, Error> {
         if !self.is_alive() {
             return Err(Error::Closed);
         }
-        lock(&self.shared.masks).push((secret.duplicate(), Instant::now() + MASK_WINDOW));
         let start = self.end();
         let mut writer =
             tokio::time::timeout_at(deadline, self.writer.lock()).await.map_err(|_| Error::WriteTimedOut)?;
         let write = async {
-            writer.write_all(secret.expose()).await?;
-            writer.write_all(line_ending).await?;
+            for part in parts {
+                writer.write_all(part).await?;
+            }
             writer.flush().await
         };
         match tokio::time::timeout_at(deadline, write).await {

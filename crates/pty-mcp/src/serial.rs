@@ -10,28 +10,12 @@ use transports::serial::{self, FlowMode, ParityMode, SerialOptions};
 use crate::error::{Code, ToolError};
 use crate::manager::SessionManager;
 use crate::params::{CreateSerialParams, SendBreakParams};
-use crate::reply::{self, DEFAULT_MAX_OUTPUT};
-use crate::tools::{Settings, open_log, size_param};
+use crate::reply;
+use crate::tools::{Created, Settings, open_log, size_param};
 
 /// How long to gather what a device prints when the line opens (usually nothing: a console
 /// speaks when spoken to).
 const OPEN_SETTLE: Duration = Duration::from_millis(300);
-
-/// Reply of `create_serial_session`.
-#[derive(Debug, Serialize)]
-pub struct SerialCreated {
-    /// Use this id in every other tool.
-    pub session_id: String,
-    /// `serial`.
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// `<device>@<baud>`, with the baud actually used.
-    pub target: String,
-    /// What the device printed as the line opened.
-    pub output: String,
-    /// Where the next read continues.
-    pub cursor: u64,
-}
 
 fn choice<T: Copy>(name: &str, value: Option<&str>, default: T, options: &[(&str, T)]) -> Result<T, ToolError> {
     let Some(v) = value.map(|v| v.trim().to_ascii_lowercase()).filter(|v| !v.is_empty()) else { return Ok(default) };
@@ -46,7 +30,7 @@ pub async fn create_serial_session(
     manager: &SessionManager,
     settings: Settings,
     p: CreateSerialParams,
-) -> Result<SerialCreated, ToolError> {
+) -> Result<Created, ToolError> {
     let device = p
         .device
         .filter(|d| !d.trim().is_empty())
@@ -110,9 +94,7 @@ pub async fn create_serial_session(
     })?;
     let session = &entry.session;
     session.settle(Settle::reading(engine::Offset(0), OPEN_SETTLE), Instant::now() + OPEN_SETTLE * 2).await;
-    let shown = reply::render(session, engine::Offset(0), session.end(), DEFAULT_MAX_OUTPUT);
-    session.advance_read_cursor(shown.to);
-    Ok(SerialCreated { session_id: entry.id.clone(), kind: "serial", target, output: shown.text, cursor: shown.to.0 })
+    Ok(Created::new(&entry, reply::render_all(session)))
 }
 
 /// Reply of `send_break`.

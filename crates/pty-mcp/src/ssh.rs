@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use engine::secret::Secret;
 use engine::{Offset, Session, SessionConfig, Settle, Settled};
-use serde::Serialize;
 use tokio::time::Instant;
 use transports::ssh::{self, Asker, HostKeyPolicy, SshError, SshOptions};
 
@@ -13,32 +12,11 @@ use crate::error::{Code, ToolError};
 use crate::manager::SessionManager;
 use crate::operator::OperatorPrompt;
 use crate::params::CreateSshParams;
-use crate::reply::{self, DEFAULT_MAX_OUTPUT};
-use crate::tools::{Settings, open_log, size_param};
+use crate::reply;
+use crate::tools::{Created, Settings, open_log, size_param};
 
 /// How long the remote banner and first prompt may take to appear.
 const BANNER_WAIT: Duration = Duration::from_secs(3);
-
-/// Reply of `create_ssh_session`.
-#[derive(Debug, Serialize)]
-pub struct SshCreated {
-    /// Use this id in every other tool.
-    pub session_id: String,
-    /// `ssh`.
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// `user@host:port` as resolved.
-    pub target: String,
-    /// The banner and first prompt.
-    pub output: String,
-    /// Where the next read continues.
-    pub cursor: u64,
-    /// What the program is doing (usually at_prompt).
-    pub state: &'static str,
-    /// Host-key notes (checking off, a key recorded).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
-}
 
 /// The operator prompt, for passphrases and passwords the agent must not see.
 struct OperatorAsker(Arc<OperatorPrompt>);
@@ -103,7 +81,7 @@ pub async fn create_ssh_session(
     operator: &Arc<OperatorPrompt>,
     settings: Settings,
     p: CreateSshParams,
-) -> Result<SshCreated, ToolError> {
+) -> Result<Created, ToolError> {
     let host = p.host.clone().filter(|h| !h.trim().is_empty()).ok_or_else(|| ToolError::invalid("host is required"))?;
     if host.starts_with('-') || host.chars().any(char::is_whitespace) {
         return Err(ToolError::invalid(format!("host {host:?} is not a host name")));
@@ -162,18 +140,10 @@ pub async fn create_ssh_session(
     let session = &entry.session;
     let deadline = Instant::now() + BANNER_WAIT;
     let first = session.settle(Settle::after_input(Offset(0), Duration::from_millis(300)), deadline).await;
-    let banner = reply::render(session, Offset(0), session.end(), DEFAULT_MAX_OUTPUT);
+    // The banner is taken before the shell hook is typed, which the agent never sees.
+    let banner = reply::render_all(session);
     if let Some(line) = opened.bootstrap.filter(|_| first == Settled::Prompt) {
         integrate(session, &line).await;
     }
-    session.advance_read_cursor(session.end());
-    Ok(SshCreated {
-        session_id: entry.id.clone(),
-        kind: "ssh",
-        target,
-        output: banner.text,
-        cursor: banner.to.0,
-        state: session.state().0.as_str(),
-        warnings: opened.warnings,
-    })
+    Ok(Created { warnings: opened.warnings, ..Created::new(&entry, banner) })
 }

@@ -251,26 +251,57 @@ pub struct WaitReply {
     pub warning: Option<String>,
 }
 
-/// Reply of `create_local_session`.
+/// Reply of every create tool (the Go version's fields: `command` for local sessions,
+/// `target` for the others).
 #[derive(Debug, Serialize)]
 pub struct Created {
     /// Use this id in every other tool.
     pub session_id: String,
-    /// `local`.
+    /// `local`, `ssh` or `serial`.
     #[serde(rename = "type")]
     pub kind: &'static str,
-    /// The command line that runs.
-    pub command: String,
+    /// The command line that runs (local sessions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// `user@host:port` or `<device>@<baud>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     /// What the program printed while starting (its banner and first prompt).
     pub output: String,
     /// Where the next read continues.
     pub cursor: u64,
     /// What the program is doing after start-up (usually at_prompt).
     pub state: &'static str,
-    /// Terminal size.
+    /// Terminal height.
     pub rows: u16,
-    /// Terminal size.
+    /// Terminal width.
     pub cols: u16,
+    /// Notes, e.g. that a host key was not verified.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+impl Created {
+    /// The reply for a new session showing `banner`; the read cursor moves to the end, past
+    /// anything pty-mcp itself typed after the banner (the SSH shell hook).
+    pub fn new(entry: &Entry, banner: reply::Rendered) -> Created {
+        let s = &entry.session;
+        s.advance_read_cursor(s.end());
+        let view = s.screen(0);
+        let local = entry.kind == "local";
+        Created {
+            session_id: entry.id.clone(),
+            kind: entry.kind,
+            command: local.then(|| entry.target.clone()),
+            target: (!local).then(|| entry.target.clone()),
+            output: banner.text,
+            cursor: s.end().0,
+            state: s.state().0.as_str(),
+            rows: view.rows,
+            cols: view.cols,
+            warnings: Vec::new(),
+        }
+    }
 }
 
 /// Starts a local program on a PTY.
@@ -304,18 +335,7 @@ pub async fn create_local_session(
     if entry.session.settle(settle, deadline).await == Settled::Shell {
         entry.session.wait_prompt_drawn(Offset(0), deadline).await;
     }
-    let banner = reply::render(&entry.session, Offset(0), entry.session.end(), DEFAULT_MAX_OUTPUT);
-    entry.session.advance_read_cursor(banner.to);
-    Ok(Created {
-        session_id: entry.id.clone(),
-        kind: "local",
-        command: target,
-        output: banner.text,
-        cursor: banner.to.0,
-        state: entry.session.state().0.as_str(),
-        rows: cmd.rows,
-        cols: cmd.cols,
-    })
+    Ok(Created::new(&entry, reply::render_all(&entry.session)))
 }
 
 /// Opens the session log asked for, if any.
