@@ -44,8 +44,12 @@ pub struct Auditor {
 
 impl Auditor {
     /// Starts auditing to `config.url` (which must be set) and the background sender.
-    pub fn start(config: &AuditConfig, state_dir: PathBuf) -> Arc<Auditor> {
+    ///
+    /// # Errors
+    /// When the `audit-ca` bundle cannot be read.
+    pub fn start(config: &AuditConfig, state_dir: PathBuf) -> std::io::Result<Arc<Auditor>> {
         let url = config.url.clone().unwrap_or_default();
+        let tls = crate::tls::client_config(config.ca.as_deref())?;
         let auditor = Arc::new(Auditor {
             endpoint: format!("{}/audit", url.trim_end_matches('/')),
             token: config.token.clone(),
@@ -54,15 +58,16 @@ impl Auditor {
             http: reqwest::Client::builder()
                 .timeout(REQUEST_TIMEOUT)
                 .connect_timeout(Duration::from_secs(2))
+                .tls_backend_preconfigured(tls)
                 .build()
-                .unwrap_or_default(),
+                .map_err(std::io::Error::other)?,
             spool: state_dir.join("audit-spool.jsonl"),
             wake: tokio::sync::Notify::new(),
             last_error: Mutex::new(None),
         });
         let _ = std::fs::create_dir_all(&state_dir);
         tokio::spawn(send_loop(auditor.clone()));
-        auditor
+        Ok(auditor)
     }
 
     /// The operator name records carry.

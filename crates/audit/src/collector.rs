@@ -19,6 +19,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
+use crate::tls::{Incoming, Peer};
+
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 << 10;
 /// The `prev_hash` of the first line.
@@ -34,6 +36,8 @@ pub struct ServeOptions {
     pub token: Option<String>,
     /// token → operator name, one `token name` pair a line.
     pub tokens_file: Option<PathBuf>,
+    /// PEM certificate chain and private key: serve HTTPS instead of HTTP.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 struct Log {
@@ -76,6 +80,10 @@ fn resume(path: &PathBuf) -> std::io::Result<(String, HashSet<String>)> {
     let mut last = GENESIS.to_string();
     let mut seen = HashSet::new();
     let Ok(f) = std::fs::File::open(path) else { return Ok((last, seen)) };
+    // A device or pipe (`/dev/stdout`, a log shipper's FIFO) has no earlier lines to read back.
+    if !f.metadata()?.is_file() {
+        return Ok((last, seen));
+    }
     for line in std::io::BufReader::new(f).lines() {
         let line = line?;
         if line.trim().is_empty() {
@@ -102,12 +110,16 @@ pub async fn serve(
     if opts.token.is_none() && opts.tokens_file.is_none() {
         return Err(std::io::Error::other("no token: set PTY_MCP_AUDIT_TOKEN (or --tokens FILE)"));
     }
-    if !opts.bind.ip().is_loopback() {
+    let tls = match &opts.tls {
+        Some((cert, key)) => Some(crate::tls::server_config(cert, key)?),
+        None => None,
+    };
+    if !opts.bind.ip().is_loopback() && tls.is_none() {
         tracing::warn!(
             "the collector listens on {} over plain HTTP: tokens and records cross the network unencrypted",
             opts.bind
         );
-        eprintln!("warning: listening on {} over plain HTTP; prefer 127.0.0.1 behind a TLS proxy", opts.bind);
+        eprintln!("warning: listening on {} over plain HTTP; use --tls-cert/--tls-key", opts.bind);
     }
     let operators = match &opts.tokens_file {
         Some(p) => load_operators(p)?,
@@ -130,11 +142,11 @@ pub async fn serve(
             Duration::from_secs(10),
         ))
         .with_state(shared);
-    let listener = tokio::net::TcpListener::bind(opts.bind).await?;
-    eprintln!("pty-mcp audit collector listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let tcp = tokio::net::TcpListener::bind(opts.bind).await?;
+    eprintln!("pty-mcp audit collector listening on {scheme}://{}", tcp.local_addr()?);
+    let listener = Incoming::new(tcp, tls)?;
+    axum::serve(listener, app.into_make_service_with_connect_info::<Peer>()).with_graceful_shutdown(shutdown).await
 }
 
 fn reply(status: StatusCode, message: &str) -> (StatusCode, String) {
@@ -143,7 +155,7 @@ fn reply(status: StatusCode, message: &str) -> (StatusCode, String) {
 
 async fn accept(
     State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, String) {

@@ -1,6 +1,7 @@
 //! The audit configuration file: `<config dir>/pty-mcp/config`, `key=value` lines, `#` comments,
 //! mode 0600. Keys: `audit-url`, `audit-user`, `audit-mode` (`best-effort` | `strict`),
-//! `audit-token` (64 hex characters). `audit disable` comments out `audit-url`.
+//! `audit-token` (64 hex characters), and ours, `audit-ca` (a PEM CA bundle trusted for an
+//! `https://` collector besides the system's roots). `audit disable` comments out `audit-url`.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -37,6 +38,14 @@ pub struct AuditConfig {
     pub mode: Mode,
     /// The bearer token.
     pub token: Option<String>,
+    /// Extra CA certificates (PEM) for an `https://` collector.
+    pub ca: Option<PathBuf>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> AuditConfig {
+        AuditConfig { url: None, user: default_user(), mode: Mode::BestEffort, token: None, ca: None }
+    }
 }
 
 /// A problem with the configuration file.
@@ -102,7 +111,7 @@ pub fn load(path: &Path) -> Result<Option<AuditConfig>, ConfigError> {
         return Err(ConfigError::TooOpen(path.display().to_string(), mode));
     }
     let text = std::fs::read_to_string(path).map_err(io_err(path))?;
-    let mut config = AuditConfig { url: None, user: default_user(), mode: Mode::BestEffort, token: None };
+    let mut config = AuditConfig::default();
     for (key, value) in pairs(&text) {
         match key.as_str() {
             "audit-url" => config.url = Some(value).filter(|v| !v.is_empty()),
@@ -112,6 +121,7 @@ pub fn load(path: &Path) -> Result<Option<AuditConfig>, ConfigError> {
                     .ok_or_else(|| ConfigError::Invalid(format!("audit-mode {value:?}: use best-effort or strict")))?
             }
             "audit-token" => config.token = Some(value).filter(|v| !v.is_empty()),
+            "audit-ca" => config.ca = Some(PathBuf::from(value)).filter(|v| !v.as_os_str().is_empty()),
             _ => {}
         }
     }

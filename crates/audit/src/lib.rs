@@ -12,3 +12,4 @@ pub mod client;
 pub mod collector;
 pub mod config;
 pub mod record;
+pub mod tls;

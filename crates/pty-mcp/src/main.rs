@@ -88,6 +88,12 @@ enum AuditCommand {
         /// authenticated.
         #[arg(long)]
         tokens: Option<std::path::PathBuf>,
+        /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<std::path::PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<std::path::PathBuf>,
     },
     /// Check a collector log's hash chain.
     Verify {
@@ -147,12 +153,7 @@ struct AuditOverrides {
 fn start_audit(overrides: AuditOverrides) -> anyhow::Result<audit::Audit> {
     use ::audit::config;
     let path = config::default_path();
-    let mut cfg = config::load(&path)?.unwrap_or(config::AuditConfig {
-        url: None,
-        user: config::default_user(),
-        mode: config::Mode::BestEffort,
-        token: None,
-    });
+    let mut cfg = config::load(&path)?.unwrap_or_default();
     if let Some(url) = overrides.url {
         cfg.url = Some(url);
     }
@@ -166,11 +167,14 @@ fn start_audit(overrides: AuditOverrides) -> anyhow::Result<audit::Audit> {
     if let Ok(token) = std::env::var("PTY_MCP_AUDIT_TOKEN") {
         cfg.token = Some(token);
     }
+    if let Some(ca) = std::env::var_os("PTY_MCP_AUDIT_CA") {
+        cfg.ca = Some(ca.into());
+    }
     if cfg.url.is_none() {
         return Ok(audit::Audit::default());
     }
     tracing::info!("auditing to {:?} ({:?})", cfg.url, cfg.mode);
-    Ok(audit::Audit(Some(::audit::client::Auditor::start(&cfg, config::state_dir()))))
+    Ok(audit::Audit(Some(::audit::client::Auditor::start(&cfg, config::state_dir())?)))
 }
 
 async fn audit_command(action: AuditCommand) -> anyhow::Result<()> {
@@ -211,7 +215,7 @@ async fn audit_command(action: AuditCommand) -> anyhow::Result<()> {
             }
             println!("spool: {records} records ({bytes} bytes) waiting in {}", config::state_dir().display());
         }
-        AuditCommand::Serve { port, bind, log, tokens } => {
+        AuditCommand::Serve { port, bind, log, tokens, tls_cert, tls_key } => {
             let token = std::env::var("PTY_MCP_AUDIT_TOKEN")
                 .ok()
                 .or_else(|| config::load(&path).ok().flatten().and_then(|c| c.token));
@@ -220,6 +224,7 @@ async fn audit_command(action: AuditCommand) -> anyhow::Result<()> {
                 log: (log != "-").then(|| log.into()),
                 token,
                 tokens_file: tokens,
+                tls: tls_cert.zip(tls_key),
             };
             let shutdown = async {
                 let _ = tokio::signal::ctrl_c().await;

@@ -18,9 +18,20 @@ struct Collector {
 
 impl Collector {
     async fn start(port: u16, log: &Path) -> Collector {
+        Collector::start_with(port, log, &[]).await
+    }
+
+    async fn start_with(port: u16, log: &Path, args: &[&std::ffi::OsStr]) -> Collector {
         let mut cmd = tokio::process::Command::new(binary());
         cmd.args(["audit", "serve", "--port", &port.to_string(), "--log"]).arg(log).env("PTY_MCP_AUDIT_TOKEN", TOKEN);
+        cmd.args(args);
         Collector { child: spawn_until_ready(cmd, "listening on").await }
+    }
+
+    /// Stops (`SIGSTOP`) or resumes (`SIGCONT`) the collector: a collector that stops answering.
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().unwrap().to_string();
+        assert!(std::process::Command::new("kill").args([signal, &pid]).status().unwrap().success());
     }
 
     async fn kill(mut self) {
@@ -34,14 +45,15 @@ fn free_port() -> u16 {
 
 /// A private config and state directory for pty-mcp, auditing to `port`.
 fn audit_home(dir: &Path, port: u16, mode: &str) -> Vec<(String, String)> {
+    audit_home_at(dir, &format!("http://127.0.0.1:{port}"), mode)
+}
+
+fn audit_home_at(dir: &Path, url: &str, mode: &str) -> Vec<(String, String)> {
     use std::os::unix::fs::PermissionsExt;
     let config = dir.join("config/pty-mcp/config");
     std::fs::create_dir_all(config.parent().unwrap()).unwrap();
-    std::fs::write(
-        &config,
-        format!("audit-url=http://127.0.0.1:{port}\naudit-user=tester\naudit-mode={mode}\naudit-token={TOKEN}\n"),
-    )
-    .unwrap();
+    std::fs::write(&config, format!("audit-url={url}\naudit-user=tester\naudit-mode={mode}\naudit-token={TOKEN}\n"))
+        .unwrap();
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
     vec![
         ("XDG_CONFIG_HOME".into(), dir.join("config").display().to_string()),
@@ -277,4 +289,104 @@ async fn a_sent_secret_is_recorded_as_sent_and_nowhere_else() {
     let r = wait_until(&log, "the session's end", |r| events(r).contains(&"session_ended".to_string())).await;
     assert!(events(&r).contains(&"send_secret".to_string()));
     assert!(!std::fs::read_to_string(&log).unwrap().contains("swordfish"));
+}
+
+/// A throwaway CA and a certificate for 127.0.0.1 it signed: (ca.pem, cert.pem, key.pem).
+fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&key, &ca).unwrap();
+    let paths = (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    (paths.0, paths.1, paths.2)
+}
+
+#[tokio::test]
+async fn an_https_collector_is_trusted_through_audit_ca_and_refused_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = tls_files(dir.path());
+    let port = free_port();
+    let log = dir.path().join("audit.jsonl");
+    let _collector = Collector::start_with(
+        port,
+        &log,
+        &["--tls-cert".as_ref(), cert.as_os_str(), "--tls-key".as_ref(), key.as_os_str()],
+    )
+    .await;
+    let env = audit_home_at(dir.path(), &format!("https://127.0.0.1:{port}"), "strict");
+    // Without the CA the certificate is not trusted: strict mode refuses to act.
+    let untrusting = server_with(&env, &[]).await;
+    let e = untrusting.call_err("create_local_session", json!({"command": "bash --norc"})).await;
+    assert_eq!(e["code"], "AUDIT_UNAVAILABLE", "{e}");
+    let s = server_with(&env, &[("PTY_MCP_AUDIT_CA", ca.to_str().unwrap())]).await;
+    let id = s.bash().await;
+    assert_eq!(output(&s.input(&id, "echo over-tls").await), "over-tls\n");
+    let r = wait_until(&log, "the command's records", |r| r.iter().any(|v| v["cmd"] == "echo over-tls")).await;
+    assert!(r.iter().all(|v| v["peer"].as_str().is_some_and(|p| p.starts_with("127.0.0.1:"))));
+    assert!(verify(&log).await.status.success());
+}
+
+#[tokio::test]
+async fn a_full_disk_at_the_collector_keeps_records_in_the_client_spool() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // Every write to /dev/full fails with ENOSPC: the collector answers 500 and stores nothing.
+    let full = Collector::start(port, Path::new("/dev/full")).await;
+    let strict = server_with(&audit_home(&dir.path().join("strict"), port, "strict"), &[]).await;
+    let e = strict.call_err("create_local_session", json!({"command": "bash --norc"})).await;
+    assert!(e["message"].as_str().unwrap().contains("500"), "{e}");
+    let env = audit_home(dir.path(), port, "best-effort");
+    let s = server_with(&env, &[]).await;
+    let id = s.bash().await;
+    for i in 0..5 {
+        assert_eq!(output(&s.input(&id, &format!("echo full{i}")).await), format!("full{i}\n"));
+    }
+    full.kill().await;
+    // Space again: everything kept in the spool arrives, once each.
+    let log = dir.path().join("audit.jsonl");
+    let _collector = Collector::start(port, &log).await;
+    let r =
+        wait_until(&log, "the five commands", |r| r.iter().filter(|v| v.get("output_bytes").is_some()).count() >= 5)
+            .await;
+    let cmds: Vec<&str> = r.iter().filter_map(|v| v["cmd"].as_str()).collect();
+    assert_eq!(cmds, (0..5).map(|i| format!("echo full{i}")).collect::<Vec<_>>());
+    assert_eq!(events(&r)[..2], ["create_session", "session_created"]);
+}
+
+#[tokio::test]
+async fn a_collector_that_stops_answering_never_blocks_best_effort_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log = dir.path().join("audit.jsonl");
+    let collector = Collector::start(port, &log).await;
+    let s = server_with(&audit_home(dir.path(), port, "best-effort"), &[]).await;
+    let strict = server_with(&audit_home(&dir.path().join("strict"), port, "strict"), &[]).await;
+    let id = s.bash().await;
+    let strict_id = strict.bash().await;
+    wait_until(&log, "both sessions' first records", |r| r.len() >= 4).await;
+    // Stopped, it still accepts connections (the kernel does) but never answers.
+    collector.signal("-STOP");
+    let marker = dir.path().join("should-not-exist");
+    let e = strict
+        .call_err("send_input", json!({"session_id": strict_id, "input": format!("touch {}", marker.display())}))
+        .await;
+    assert!(e["message"].as_str().unwrap().contains("timed out"), "{e}");
+    assert!(!marker.exists());
+    for i in 0..5 {
+        assert_eq!(output(&s.input(&id, &format!("echo slow{i}")).await), format!("slow{i}\n"));
+    }
+    collector.signal("-CONT");
+    let r = wait_until(&log, "the five commands", |r| {
+        r.iter().filter(|v| v["cmd"].as_str().is_some_and(|c| c.starts_with("echo slow"))).count() >= 5
+            && r.iter().filter(|v| v.get("output_bytes").is_some()).count() >= 5
+    })
+    .await;
+    let ids: std::collections::HashSet<&str> = r.iter().map(|v| v["record_id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), r.len(), "a record was stored twice");
+    assert!(verify(&log).await.status.success());
 }
