@@ -2,14 +2,13 @@
 //!
 //! `ai-tmux server` runs the daemon; `ai-tmux client` bridges stdin/stdout to it (starting it
 //! when none answers), which is how pty-mcp reaches it over SSH; `ai-tmux list` prints the
-//! sessions. The protocol is the Go ai-tmux's (see `protocol.rs`).
-
-mod daemon;
-mod protocol;
+//! sessions. The protocol is the Go ai-tmux's plus our extensions (docs/ai-tmux-protocol.md).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use ai_tmux::{daemon, paths};
 use clap::{Parser, Subcommand};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -27,9 +26,13 @@ enum Command {
         /// Socket path (default: a private directory under $XDG_RUNTIME_DIR or ~/.ai-tmux).
         #[arg(long)]
         socket: Option<PathBuf>,
-        /// Accepted for compatibility; running sessions are never killed for idleness.
+        /// Accepted for compatibility with the Go ai-tmux and ignored: a running job is never
+        /// killed for being idle.
         #[arg(long)]
         idle_timeout: Option<u64>,
+        /// Close sessions nobody attached to for this long, running or not (e.g. 7d, 12h).
+        #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+        retention: Duration,
     },
     /// Bridge stdin/stdout to the daemon, starting it if needed.
     Client {
@@ -60,12 +63,16 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
-            Command::Server { socket, .. } => {
-                let socket = socket.unwrap_or_else(daemon::default_socket);
-                daemon::serve(&socket, || println!("ready {}", socket.display())).await
+            Command::Server { socket, retention, .. } => {
+                let socket = socket.unwrap_or_else(paths::default_socket);
+                let retention = daemon::Retention {
+                    unattached: retention,
+                    exited: daemon::Retention::default().exited.min(retention),
+                };
+                daemon::serve(&socket, retention, || println!("ready {}", socket.display())).await
             }
-            Command::Client { socket } => client(socket.unwrap_or_else(daemon::default_socket)).await,
-            Command::List { socket } => list(socket.unwrap_or_else(daemon::default_socket)).await,
+            Command::Client { socket } => client(socket.unwrap_or_else(paths::default_socket)).await,
+            Command::List { socket } => list(socket.unwrap_or_else(paths::default_socket)).await,
         }
     });
     runtime.shutdown_background();
@@ -78,32 +85,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Connects to the daemon, starting one (detached, in its own session) when none answers.
-async fn connect(socket: &PathBuf) -> anyhow::Result<tokio::net::UnixStream> {
-    daemon::private_dir(socket)?;
-    if let Ok(stream) = tokio::net::UnixStream::connect(socket).await {
-        return Ok(stream);
-    }
-    let exe = std::env::current_exe()?;
-    let mut cmd = tokio::process::Command::new(exe);
-    cmd.arg("server")
-        .arg("--socket")
-        .arg(socket)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped());
-    // SAFETY: setsid in the child before exec only detaches it from our session.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn()?;
-    // The daemon says "ready" once it listens: no waiting on a timer.
-    let mut lines = BufReader::new(child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?).lines();
-    let ready = tokio::time::timeout(std::time::Duration::from_secs(10), lines.next_line()).await;
-    anyhow::ensure!(matches!(ready, Ok(Ok(Some(ref l))) if l.starts_with("ready")), "the daemon did not start");
-    Ok(tokio::net::UnixStream::connect(socket).await?)
+/// Connects to the daemon, starting this very binary as one when none answers.
+async fn connect(socket: &std::path::Path) -> anyhow::Result<tokio::net::UnixStream> {
+    paths::connect_or_start(socket, &std::env::current_exe()?).await
 }
 
 async fn client(socket: PathBuf) -> anyhow::Result<()> {

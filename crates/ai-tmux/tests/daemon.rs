@@ -18,18 +18,27 @@ struct Peer<R, W> {
     lines: tokio::io::Lines<BufReader<R>>,
     write: W,
     next_id: u64,
+    /// Events that arrived while waiting for a response.
+    events: std::collections::VecDeque<Value>,
 }
 
 impl<R: tokio::io::AsyncRead + Unpin, W: tokio::io::AsyncWrite + Unpin> Peer<R, W> {
     fn new(read: R, write: W) -> Self {
-        Peer { lines: BufReader::new(read).lines(), write, next_id: 1 }
+        Peer { lines: BufReader::new(read).lines(), write, next_id: 1, events: Default::default() }
     }
 
     async fn raw(&mut self, line: &str) -> Value {
         self.write.write_all(format!("{line}\n").as_bytes()).await.unwrap();
         self.write.flush().await.unwrap();
-        let reply = tokio::time::timeout(STEP, self.lines.next_line()).await.expect("reply in time").unwrap().unwrap();
-        serde_json::from_str(&reply).unwrap()
+        loop {
+            let line =
+                tokio::time::timeout(STEP, self.lines.next_line()).await.expect("reply in time").unwrap().unwrap();
+            let v: Value = serde_json::from_str(&line).unwrap();
+            if v.get("event").is_none() {
+                return v;
+            }
+            self.events.push_back(v);
+        }
     }
 
     async fn call(&mut self, method: &str, params: Value) -> Value {
@@ -144,7 +153,7 @@ async fn version_and_other_users() {
     if std::path::Path::new("/usr/bin/setpriv").exists() {
         let script = format!("import socket; s = socket.socket(socket.AF_UNIX); s.connect('{}')", socket.display());
         let out = std::process::Command::new("setpriv")
-            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "python3", "-c", &script])
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3", "-c", &script])
             .output()
             .unwrap();
         assert!(!out.status.success(), "nobody connected");
@@ -154,4 +163,204 @@ async fn version_and_other_users() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// Reads lines until one is an event satisfying `want`, returning the events seen on the way.
+async fn events_until<R: tokio::io::AsyncRead + Unpin, W>(
+    peer: &mut Peer<R, W>,
+    want: impl Fn(&Value) -> bool,
+) -> Vec<Value> {
+    let mut seen = Vec::new();
+    tokio::time::timeout(STEP, async {
+        loop {
+            let v = match peer.events.pop_front() {
+                Some(v) => v,
+                None => {
+                    let line = peer.lines.next_line().await.unwrap().expect("the daemon hung up");
+                    serde_json::from_str(&line).unwrap()
+                }
+            };
+            if v.get("event").is_none() {
+                continue;
+            }
+            let done = want(&v);
+            seen.push(v);
+            if done {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the event in time");
+    seen
+}
+
+fn output_of(events: &[Value]) -> (u64, Vec<u8>) {
+    use base64::Engine;
+    let mut bytes = Vec::new();
+    let mut first = None;
+    for e in events.iter().filter(|e| e["event"] == "output") {
+        first.get_or_insert(e["offset"].as_u64().unwrap());
+        bytes.extend(base64::engine::general_purpose::STANDARD.decode(e["data"].as_str().unwrap()).unwrap());
+    }
+    (first.unwrap_or(0), bytes)
+}
+
+#[tokio::test]
+async fn extensions_stream_output_from_an_offset_and_remember_what_was_read() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("private/ai-tmux.sock");
+    let _server = start(&socket).await;
+    let mut a = connect(&socket).await;
+    let hello = a.call("hello", json!({"client": "test"})).await;
+    assert_eq!(hello["result"]["server"], "ai-tmux");
+    assert!(hello["result"]["capabilities"].as_array().unwrap().iter().any(|c| c == "attach"));
+    let id = a.call("create_session", json!({"command": "bash --norc", "rows": 30, "cols": 100})).await["result"]
+        ["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let attached = a.call("attach", json!({"session_id": id, "from": 0})).await;
+    assert_eq!((attached["result"]["rows"].as_u64(), attached["result"]["cols"].as_u64()), (Some(30), Some(100)));
+    let data = base64::engine::general_purpose::STANDARD.encode("echo streamed-$((6*7))\r");
+    let r = a.call("write", json!({"session_id": id, "data": data})).await;
+    assert!(r["result"]["offset"].is_u64(), "{r}");
+    let events = events_until(&mut a, |e| {
+        e["event"] == "output" && String::from_utf8_lossy(&output_of(std::slice::from_ref(e)).1).contains("streamed-42")
+    })
+    .await;
+    let (first, bytes) = output_of(&events);
+    assert_eq!(first, 0, "the stream starts where asked");
+    let end = first + bytes.len() as u64;
+    // The daemon waits server-side for a line; nothing is polled.
+    let w = a.call("wait", json!({"session_id": id, "pattern": "streamed-4\\d", "from": 0, "timeout_ms": 20000})).await;
+    assert_eq!(w["result"]["matched"], true, "{w}");
+    assert_eq!(a.call("ack", json!({"session_id": id, "offset": end})).await["result"]["read_offset"], end);
+    let since = a.call("read_since", json!({"session_id": id, "offset": 0, "max_bytes": 1 << 20})).await;
+    let all = base64::engine::general_purpose::STANDARD.decode(since["result"]["data"].as_str().unwrap()).unwrap();
+    assert_eq!(&all[..bytes.len()], &bytes[..], "read_since returns the same bytes the stream did");
+    let screen = a.call("screen", json!({"session_id": id})).await;
+    assert!(screen["result"]["lines"].as_array().unwrap().iter().any(|l| l == "streamed-42"), "{screen}");
+    drop(a);
+    // Another client attaching later learns where the reading stopped.
+    let mut b = connect(&socket).await;
+    let again = b.call("attach", json!({"session_id": id, "from": end})).await;
+    assert_eq!(again["result"]["read_offset"], end);
+    assert_eq!(again["result"]["from"], end);
+    let list = b.call("list_sessions", json!({"status": "running"})).await;
+    assert_eq!(list["result"][0]["attached"], 1, "{list}");
+    assert_eq!(b.call("list_sessions", json!({"status": "exited"})).await["result"], json!([]));
+    assert!(b.call("list_sessions", json!({"status": "sleeping"})).await["error"].is_string());
+    let data = base64::engine::general_purpose::STANDARD.encode("exit 5\r");
+    b.call("write", json!({"session_id": id, "data": data})).await;
+    let events = events_until(&mut b, |e| e["event"] == "exit").await;
+    assert_eq!(events.last().unwrap()["exit_code"], 5);
+    let exited = b.call("list_sessions", json!({"status": "exited"})).await;
+    assert_eq!(
+        (exited["result"][0]["id"].as_str(), exited["result"][0]["exit_code"].as_i64()),
+        (Some(id.as_str()), Some(5))
+    );
+    assert_eq!(b.call("detach", json!({"session_id": id})).await["result"]["success"], true);
+    assert!(b.call("attach", json!({"session_id": "nope"})).await["error"].as_str().unwrap().contains("not found"));
+}
+
+#[tokio::test]
+async fn a_running_job_outlives_the_idle_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("private/ai-tmux.sock");
+    let mut child = tokio::process::Command::new(binary())
+        .args(["server", "--idle-timeout", "1", "--socket"])
+        .arg(&socket)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    tokio::time::timeout(STEP, lines.next_line()).await.unwrap().unwrap().unwrap();
+    let mut a = connect(&socket).await;
+    let id = a.call("create_session", json!({"command": "bash --norc"})).await["result"]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    a.call("send_input", json!({"session_id": id, "input": "sleep 3; echo job-done"})).await;
+    let w = a.call("wait", json!({"session_id": id, "pattern": "^job-done", "from": 0, "timeout_ms": 30000})).await;
+    assert_eq!(w["result"]["matched"], true, "{w}");
+    let list = a.call("list_sessions", json!({})).await;
+    assert_eq!(list["result"][0]["is_alive"], true, "idle for longer than --idle-timeout, still alive");
+}
+
+#[tokio::test]
+async fn two_daemons_started_at_once_leave_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("private/ai-tmux.sock");
+    let spawn = || {
+        tokio::process::Command::new(binary())
+            .args(["server", "--socket"])
+            .arg(&socket)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    };
+    let (mut one, mut two) = (spawn(), spawn());
+    for child in [&mut one, &mut two] {
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = tokio::time::timeout(STEP, lines.next_line()).await.unwrap().unwrap().unwrap();
+        assert!(ready.starts_with("ready"));
+    }
+    // The one that found the other already listening exits; the other serves.
+    let exited = tokio::time::timeout(STEP, async {
+        tokio::select! {
+            s = one.wait() => (s.unwrap(), &mut two),
+            s = two.wait() => (s.unwrap(), &mut one),
+        }
+    })
+    .await
+    .expect("one of the two exits");
+    assert!(exited.0.success());
+    assert!(exited.1.try_wait().unwrap().is_none(), "the other still serves");
+    let mut a = connect(&socket).await;
+    assert_eq!(a.call("list_sessions", json!({})).await["result"], json!([]));
+}
+
+#[tokio::test]
+async fn the_daemon_refuses_a_connection_from_another_uid() {
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 || !Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("skipped: needs root and setpriv to act as another user");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let socket = dir.path().join("private/ai-tmux.sock");
+    let _server = start(&socket).await;
+    // A careless chmod opens the way; the daemon's uid check still stands.
+    std::fs::set_permissions(socket.parent().unwrap(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let script = format!(
+        "import socket\ns = socket.socket(socket.AF_UNIX)\ns.connect('{}')\n\
+         s.sendall(b'{{\"id\":1,\"method\":\"list_sessions\"}}\\n')\n\
+         try:\n    print(repr(s.recv(100)))\nexcept ConnectionResetError:\n    print(repr(b''))\n",
+        socket.display()
+    );
+    let out = tokio::process::Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3", "-c", &script])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "b''", "{}", String::from_utf8_lossy(&out.stderr));
+    // And our own client refuses a socket that is not ours: run it as nobody against root's.
+    let out = tokio::process::Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(binary())
+        .args(["list", "--socket"])
+        .arg(&socket)
+        .env("HOME", "/nonexistent")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("uid"), "{}", String::from_utf8_lossy(&out.stderr));
 }

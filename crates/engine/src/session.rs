@@ -37,11 +37,16 @@ pub struct SessionConfig {
     pub cols: u16,
     /// Bytes of transcript kept.
     pub buffer_size: usize,
+    /// Offset of the first byte: 0, or where a mirrored transcript resumes.
+    pub start: Offset,
+    /// The far end is another engine (an ai-tmux daemon) that answers the program's terminal
+    /// queries itself: answering them here too would type the answers twice.
+    pub mirror: bool,
 }
 
 impl Default for SessionConfig {
     fn default() -> Self {
-        SessionConfig { rows: 40, cols: 120, buffer_size: 1 << 20 }
+        SessionConfig { rows: 40, cols: 120, buffer_size: 1 << 20, start: Offset(0), mirror: false }
     }
 }
 
@@ -104,6 +109,8 @@ pub(crate) struct Shared {
     last_prompt: Mutex<Option<String>>,
     /// Where the next consuming read starts.
     read_cursor: Mutex<Offset>,
+    /// See [`SessionConfig::mirror`].
+    mirror: bool,
     /// The session log, when one was asked for.
     recorder: Mutex<Option<Recorder>>,
     /// Secrets sent lately, masked if the program prints them back, until their time is up.
@@ -129,16 +136,17 @@ impl Session {
     /// Starts a session over an open transport, logging to `recorder` if given. Must be called
     /// within a tokio runtime.
     pub fn start(conn: Connection, config: SessionConfig, recorder: Option<Recorder>) -> Session {
-        let (signal, _) = watch::channel(Signal { end: Offset(0), alive: true });
+        let (signal, _) = watch::channel(Signal { end: config.start, alive: true });
         let shared = Arc::new(Shared {
-            transcript: Mutex::new(Transcript::new(config.buffer_size)),
+            transcript: Mutex::new(Transcript::starting_at(config.buffer_size, config.start)),
+            mirror: config.mirror,
             screen: Mutex::new(Screen::new(config.rows, config.cols)),
             scanner: Mutex::new(Scanner::new(conn.shell_token.clone())),
             shell: Mutex::new(ShellState::default()),
             signal,
             exit: Mutex::new(None),
             last_prompt: Mutex::new(None),
-            read_cursor: Mutex::new(Offset(0)),
+            read_cursor: Mutex::new(config.start),
             recorder: Mutex::new(recorder),
             masks: Mutex::new(Vec::new()),
         });
@@ -240,7 +248,10 @@ impl Session {
     /// Moves the read cursor forward to `to` (never backward).
     pub fn advance_read_cursor(&self, to: Offset) {
         let mut c = lock(&self.shared.read_cursor);
-        *c = (*c).max(to);
+        if to > *c {
+            *c = to;
+            self.control.read_to(to);
+        }
     }
 
     /// What the shell's integration marks said (inactive when the shell is not integrated).
@@ -361,6 +372,30 @@ impl Session {
         Ok(())
     }
 
+    /// Leaves the program running where it runs (a persistent session's daemon keeps it) and
+    /// lets go of it here. Returns false, doing nothing, when the transport cannot detach.
+    pub fn detach(&self) -> bool {
+        if !self.control.detach() {
+            return false;
+        }
+        self.reader.abort();
+        self.shared.signal.send_modify(|s| s.alive = false);
+        true
+    }
+
+    /// Restores a link that is down (a persistent session whose connection dropped).
+    ///
+    /// # Errors
+    /// When the transport cannot reattach, or the attempt fails.
+    pub async fn reattach(&self) -> Result<(), Error> {
+        match self.control.reattach() {
+            Some(attempt) => attempt.await.map_err(Error::Io),
+            None => {
+                Err(Error::Io(std::io::Error::new(std::io::ErrorKind::Unsupported, "this session cannot reattach")))
+            }
+        }
+    }
+
     /// Ends the session: stops the program and its children and wakes every waiter.
     pub fn close(&self) {
         self.control.terminate();
@@ -458,7 +493,7 @@ fn ingest(shared: &Shared, chunk: &[u8], writer: &Arc<tokio::sync::Mutex<Writer>
             }
         }
     }
-    if !queries.is_empty() {
+    if !queries.is_empty() && !shared.mirror {
         let answer = {
             let mut screen = lock(&shared.screen);
             screen.catch_up(&shared.transcript, modes);

@@ -41,6 +41,6 @@ pub fn fake_session(buffer_size: usize) -> (Session, Program) {
         exited: Box::pin(async move { exit_rx.await.ok() }),
         shell_token: Some(TOKEN.to_string()),
     };
-    let config = SessionConfig { rows: 24, cols: 80, buffer_size };
+    let config = SessionConfig { rows: 24, cols: 80, buffer_size, ..SessionConfig::default() };
     (Session::start(conn, config, None), Program { io: theirs, exit: exit_tx })
 }

@@ -60,8 +60,14 @@ pub struct Transcript {
 impl Transcript {
     /// An empty transcript that retains at most `capacity` bytes (at least 1).
     pub fn new(capacity: usize) -> Transcript {
+        Transcript::starting_at(capacity, Offset(0))
+    }
+
+    /// An empty transcript whose first byte will have offset `start`: a mirror of another
+    /// transcript (an ai-tmux daemon's) keeps that one's offsets.
+    pub fn starting_at(capacity: usize, start: Offset) -> Transcript {
         let capacity = capacity.max(1);
-        Transcript { buf: VecDeque::with_capacity(capacity.min(1 << 20)), start: Offset(0), capacity }
+        Transcript { buf: VecDeque::with_capacity(capacity.min(1 << 20)), start, capacity }
     }
 
     /// Appends output, dropping the oldest bytes beyond the capacity.

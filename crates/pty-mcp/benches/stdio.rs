@@ -213,7 +213,7 @@ async fn screen_cost(peer: &Peer<RoleClient>, rounds: usize) -> anyhow::Result<(
         shell_integration: false,
         ..engine::transport::local::LocalCommand::parse("bash --norc --noprofile")?
     };
-    let config = engine::SessionConfig { rows: 60, cols: 200, buffer_size: 1 << 20 };
+    let config = engine::SessionConfig { rows: 60, cols: 200, ..engine::SessionConfig::default() };
     let session = engine::Session::start(engine::transport::local::spawn(&cmd)?, config, None);
     let deadline = || tokio::time::Instant::now() + Duration::from_secs(10);
     let quiet = Duration::from_millis(300);

@@ -87,7 +87,7 @@ pub async fn create_serial_session(
     };
     let recorder = open_log(p.log, rows, cols)?;
     let target = format!("{device}@{baud}");
-    let config = SessionConfig { rows, cols, buffer_size: settings.buffer_size };
+    let config = SessionConfig { rows, cols, buffer_size: settings.buffer_size, ..SessionConfig::default() };
     let entry = manager.create("serial", target.clone(), enter, || {
         let conn = serial::open(opts).map_err(|e| ToolError::new(Code::SerialOpenFailed, e.to_string()))?;
         Ok(Session::start(conn, config, recorder))

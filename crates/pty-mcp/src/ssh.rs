@@ -133,7 +133,7 @@ pub async fn create_ssh_session(
         shell_integration: p.shell_integration.unwrap_or(true),
     };
     let opened = ssh::open(opts).await.map_err(ssh_error)?;
-    let config = SessionConfig { rows, cols, buffer_size: settings.buffer_size };
+    let config = SessionConfig { rows, cols, buffer_size: settings.buffer_size, ..SessionConfig::default() };
     let target = opened.target.clone();
     let entry =
         manager.create("ssh", target.clone(), b"\r", || Ok(Session::start(opened.connection, config, recorder)))?;

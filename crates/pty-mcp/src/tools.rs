@@ -323,7 +323,8 @@ pub async fn create_local_session(
         }
         cmd.cwd = Some(cwd.into());
     }
-    let config = SessionConfig { rows: cmd.rows, cols: cmd.cols, buffer_size: settings.buffer_size };
+    let config =
+        SessionConfig { rows: cmd.rows, cols: cmd.cols, buffer_size: settings.buffer_size, ..SessionConfig::default() };
     let recorder = open_log(p.log, cmd.rows, cmd.cols)?;
     let target = line.to_string();
     let entry =

@@ -52,11 +52,32 @@ pub trait Control: Send + Sync + 'static {
         Err(io::Error::new(io::ErrorKind::Unsupported, "only serial sessions can send a BREAK"))
     }
 
-    /// Why the link is down, while it is (a serial device unplugged).
+    /// Why the link is down, while it is (a serial device unplugged, a persistent session's
+    /// connection lost).
     fn link_problem(&self) -> Option<String> {
         None
     }
+
+    /// The session's reader has consumed output up to `offset` (a persistent session tells its
+    /// daemon, so that the next client to attach starts reading there).
+    fn read_to(&self, offset: crate::Offset) {
+        let _ = offset;
+    }
+
+    /// Lets go of the far end, leaving its program running; false when it cannot be left (the
+    /// program would die with the link).
+    fn detach(&self) -> bool {
+        false
+    }
+
+    /// Tries to restore a link that is down; `None` when the transport cannot.
+    fn reattach(&self) -> Option<Reattach> {
+        None
+    }
 }
+
+/// An attempt to restore a link.
+pub type Reattach = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
 
 /// What the foreground program of a terminal is blocked on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

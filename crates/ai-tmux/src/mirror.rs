@@ -1,0 +1,326 @@
+//! A daemon's session as an engine transport, for pty-mcp: the daemon pushes the session's
+//! output from an absolute offset, and the local engine keeps a mirror of the transcript with
+//! the same offsets. So every tool works on a persistent session as on any other (screen, waits,
+//! shell integration, secrets), nothing is polled over the link, and a client that reattaches
+//! says where it stopped and receives exactly what it missed.
+//!
+//! When the link drops the session is *detached*, not dead: [`Control::link_problem`] says so,
+//! and [`Control::reattach`] dials again and resumes from the last byte received. When the
+//! daemon no longer has the session (it was killed, or the session closed), the mirror ends.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use engine::transport::{Connection, Control, Exit, Reattach};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::client::{Link, LinkReader, LinkWriter};
+use crate::protocol::{Attached, Event, decode, encode};
+
+/// How long a request over the link may take (an SSH round trip, or a daemon starting).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Opens a new connection to the daemon (runs `ai-tmux client` over SSH, or connects to the
+/// local socket): used again on every reattach.
+pub type Dial =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = io::Result<(LinkReader, LinkWriter)>> + Send>> + Send + Sync>;
+
+/// A connection to a daemon that speaks our extensions.
+pub struct Daemon {
+    /// The conversation.
+    pub link: Link,
+    /// Its events.
+    pub events: mpsc::Receiver<Event>,
+    /// The daemon's version.
+    pub version: String,
+}
+
+/// Dials and says hello.
+///
+/// # Errors
+/// When the connection fails, or the daemon lacks the extensions (the Go ai-tmux).
+pub async fn connect(dial: &Dial) -> Result<Daemon, String> {
+    let (reader, writer) = dial().await.map_err(|e| format!("cannot reach ai-tmux: {e}"))?;
+    let (link, events) = Link::open(reader, writer);
+    match link.hello(CALL_TIMEOUT).await.map_err(|e| e.to_string())? {
+        Some(hello) if hello.capabilities.iter().any(|c| c == "attach") => {
+            Ok(Daemon { link, events, version: hello.version })
+        }
+        _ => Err("this ai-tmux speaks only the basic protocol (the Go version?): persistent sessions need \
+                  attach and read_since, from the ai-tmux that comes with this pty-mcp (install_ai_tmux: true)"
+            .into()),
+    }
+}
+
+/// A persistent session, ready for [`engine::Session::start`].
+pub struct Mirror {
+    /// The transport; start the session with `SessionConfig { start: attached.from, mirror: true }`.
+    pub connection: Connection,
+    /// Where the session stood when we attached.
+    pub attached: Attached,
+}
+
+/// Attaches to `session_id` on an open daemon connection, asking for output from `from`
+/// (everything the daemon still holds when `None`).
+///
+/// # Errors
+/// The daemon's answer, e.g. `session not found`.
+pub async fn attach(daemon: Daemon, dial: Dial, session_id: &str, from: Option<u64>) -> Result<Mirror, String> {
+    let attached = attach_call(&daemon.link, session_id, from.unwrap_or(0)).await?;
+    let (session_side, pump_side) = tokio::io::duplex(256 << 10);
+    let (reader, writer) = tokio::io::split(session_side);
+    let (commands, commands_rx) = mpsc::unbounded_channel();
+    let remote = Arc::new(Remote { commands, problem: Arc::default(), detached: AtomicBool::new(false) });
+    let (exit_tx, exit_rx) = oneshot::channel();
+    let pump = Pump {
+        session_id: session_id.to_string(),
+        dial,
+        link: Some(Arc::new(daemon.link)),
+        events: daemon.events,
+        received: attached.from,
+        acked: attached.read_offset,
+        unsent: Vec::new(),
+        side: Some(pump_side),
+        exit: Some(exit_tx),
+        problem: remote.problem.clone(),
+    };
+    tokio::spawn(pump.run(commands_rx));
+    Ok(Mirror {
+        connection: Connection {
+            reader: Box::pin(reader),
+            writer: Box::pin(writer),
+            control: remote,
+            exited: Box::pin(async move { exit_rx.await.ok().flatten() }),
+            shell_token: attached.shell_token.clone(),
+        },
+        attached,
+    })
+}
+
+async fn attach_call(link: &Link, session_id: &str, from: u64) -> Result<Attached, String> {
+    let v = link
+        .call("attach", json!({"session_id": session_id, "from": from}), CALL_TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    serde_json::from_value(v).map_err(|e| format!("ai-tmux answered attach oddly: {e}"))
+}
+
+enum Command {
+    Resize(u16, u16),
+    Ack(u64),
+    Reattach(oneshot::Sender<io::Result<()>>),
+    Close,
+    Detach,
+}
+
+/// The session's control surface; the pump does the work.
+struct Remote {
+    commands: mpsc::UnboundedSender<Command>,
+    problem: Arc<Mutex<Option<String>>>,
+    detached: AtomicBool,
+}
+
+impl Control for Remote {
+    fn resize(&self, rows: u16, cols: u16) -> io::Result<()> {
+        self.commands.send(Command::Resize(rows, cols)).map_err(|_| io::Error::other("the session is gone"))
+    }
+
+    fn terminate(&self) {
+        // Dropping a detached session must not end the program it left running.
+        if !self.detached.load(Ordering::SeqCst) {
+            let _ = self.commands.send(Command::Close);
+        }
+    }
+
+    fn link_problem(&self) -> Option<String> {
+        self.problem.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn read_to(&self, offset: engine::Offset) {
+        let _ = self.commands.send(Command::Ack(offset.0));
+    }
+
+    fn detach(&self) -> bool {
+        self.detached.store(true, Ordering::SeqCst);
+        let _ = self.commands.send(Command::Detach);
+        true
+    }
+
+    fn reattach(&self) -> Option<Reattach> {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.commands.send(Command::Reattach(tx));
+        Some(Box::pin(async move {
+            sent.map_err(|_| io::Error::other("the session is gone"))?;
+            rx.await.map_err(|_| io::Error::other("the session is gone"))?
+        }))
+    }
+}
+
+/// Moves bytes between the daemon and the local engine, and carries out the commands.
+struct Pump {
+    session_id: String,
+    dial: Dial,
+    /// `None` while detached.
+    link: Option<Arc<Link>>,
+    events: mpsc::Receiver<Event>,
+    /// Daemon offset just after the last byte handed to the engine.
+    received: u64,
+    /// The last read offset told to the daemon.
+    acked: u64,
+    /// Input typed while the link was down, sent once it is back.
+    unsent: Vec<u8>,
+    /// The engine's end; `None` once the program ended.
+    side: Option<DuplexStream>,
+    exit: Option<oneshot::Sender<Option<Exit>>>,
+    problem: Arc<Mutex<Option<String>>>,
+}
+
+impl Pump {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            tokio::select! {
+                // Commands first: a close sent just before the engine lets go must still happen.
+                biased;
+                command = commands.recv() => match command {
+                    None | Some(Command::Detach) => return,
+                    Some(Command::Close) => {
+                        if let Some(link) = &self.link {
+                            let id = json!({"session_id": self.session_id});
+                            let _ = link.call("close_session", id, CALL_TIMEOUT).await;
+                        }
+                        return;
+                    }
+                    Some(Command::Resize(rows, cols)) => {
+                        if let Some(link) = &self.link {
+                            let p = json!({"session_id": self.session_id, "rows": rows, "cols": cols});
+                            let _ = link.post("resize_session", p).await;
+                        }
+                    }
+                    Some(Command::Ack(offset)) => {
+                        if let Some(link) = &self.link && offset > self.acked {
+                            self.acked = offset;
+                            let _ = link.post("ack", json!({"session_id": self.session_id, "offset": offset})).await;
+                        }
+                    }
+                    Some(Command::Reattach(done)) => {
+                        let outcome = self.reattach().await;
+                        let _ = done.send(outcome);
+                    }
+                },
+                event = self.events.recv(), if self.link.is_some() => match event {
+                    Some(event) => self.event(event).await,
+                    None => self.lost("the connection to ai-tmux was lost"),
+                },
+                read = read_side(&mut self.side, &mut buf) => match read {
+                    Some(n) => {
+                        self.unsent.extend_from_slice(&buf[..n]);
+                        self.send_input().await;
+                    }
+                    // The engine let go of the session: nothing more to carry.
+                    None => return,
+                },
+            }
+        }
+    }
+
+    async fn event(&mut self, event: Event) {
+        match event {
+            Event::Output { offset, data, .. } => {
+                let Ok(bytes) = decode(&data) else { return };
+                let end = offset + bytes.len() as u64;
+                if end <= self.received {
+                    return; // already have it (a resumed stream overlapping)
+                }
+                if offset > self.received {
+                    tracing::warn!(
+                        "ai-tmux session {}: {} bytes fell off the daemon's ring before they were sent",
+                        self.session_id,
+                        offset - self.received
+                    );
+                }
+                let fresh = &bytes[self.received.saturating_sub(offset) as usize..];
+                self.received = end;
+                if let Some(side) = &mut self.side
+                    && side.write_all(fresh).await.is_err()
+                {
+                    self.side = None;
+                }
+            }
+            Event::Exit { exit_code, signal, .. } => self.ended(Some(Exit { code: exit_code, signal }), None).await,
+            Event::Closed { .. } => self.ended(None, Some("[pty-mcp: the session was closed in ai-tmux]")).await,
+        }
+    }
+
+    /// The program is gone: the engine sees its output end (after `note`) and the exit status.
+    async fn ended(&mut self, exit: Option<Exit>, note: Option<&str>) {
+        if let (Some(note), Some(side)) = (note, self.side.as_mut()) {
+            // The mirror's offsets no longer matter once nothing follows.
+            let note = format!("\r\n{note}\r\n");
+            let _ = tokio::time::timeout(Duration::from_secs(1), side.write_all(note.as_bytes())).await;
+        }
+        self.side = None;
+        if let Some(tx) = self.exit.take() {
+            let _ = tx.send(exit);
+        }
+        *self.problem.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn lost(&mut self, why: &str) {
+        self.link = None;
+        *self.problem.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(format!("detached: {why}; the program keeps running in ai-tmux and the next call reattaches"));
+    }
+
+    async fn send_input(&mut self) {
+        let Some(link) = &self.link else { return };
+        if self.unsent.is_empty() {
+            return;
+        }
+        let p = json!({"session_id": self.session_id, "data": encode(&self.unsent)});
+        match link.post("write", p).await {
+            Ok(()) => self.unsent.clear(),
+            Err(_) => self.lost("the connection to ai-tmux was lost while typing"),
+        }
+    }
+
+    async fn reattach(&mut self) -> io::Result<()> {
+        if self.link.is_some() || self.side.is_none() {
+            return Ok(());
+        }
+        let daemon = connect(&self.dial).await.map_err(io::Error::other)?;
+        match attach_call(&daemon.link, &self.session_id, self.received).await {
+            Ok(_) => {
+                self.link = Some(Arc::new(daemon.link));
+                self.events = daemon.events;
+                *self.problem.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                self.send_input().await;
+                Ok(())
+            }
+            Err(e) if e.contains("not found") => {
+                // A new daemon answered (the old one was killed): the session is gone.
+                self.ended(None, Some("[pty-mcp: ai-tmux no longer has this session (was the daemon restarted?)]"))
+                    .await;
+                Err(io::Error::new(io::ErrorKind::NotFound, format!("ai-tmux no longer has this session: {e}")))
+            }
+            Err(e) => Err(io::Error::other(e)),
+        }
+    }
+}
+
+async fn read_side(side: &mut Option<DuplexStream>, buf: &mut [u8]) -> Option<usize> {
+    match side {
+        Some(side) => match side.read(buf).await {
+            Ok(0) | Err(_) => None,
+            Ok(n) => Some(n),
+        },
+        // The program ended; commands may still come (close, detach).
+        None => std::future::pending().await,
+    }
+}
