@@ -59,6 +59,12 @@ struct Entry {
     /// When a client last attached or detached; `None` before the first attach.
     last_attached: Mutex<Option<SystemTime>>,
     attached: Mutex<usize>,
+    /// How far each named client has read (extension `ack` with a `client`), so that a client
+    /// reattaching from the same machine resumes where it stopped and a new one reads it all.
+    reads: Mutex<HashMap<String, u64>>,
+    /// How much input each named client has had delivered (extension `write` with `client` and
+    /// `seq`): input re-sent after a lost link is typed once, not twice.
+    inputs: Mutex<HashMap<String, u64>>,
 }
 
 impl Entry {
@@ -197,16 +203,35 @@ impl Daemon {
             }
             "write" => {
                 let (_, entry) = self.get(p)?;
-                let data = decode(p["data"].as_str().ok_or("data is required")?)?;
+                let mut data = decode(p["data"].as_str().ok_or("data is required")?)?;
+                if let (Some(client), Some(seq)) = (p["client"].as_str(), p["seq"].as_u64()) {
+                    // `seq` is where these bytes start in the client's input: skip what arrived before.
+                    let mut inputs = lock(&entry.inputs);
+                    let delivered = inputs.entry(client.to_string()).or_default();
+                    let skip = delivered.saturating_sub(seq).min(data.len() as u64) as usize;
+                    *delivered = (*delivered).max(seq + data.len() as u64);
+                    data.drain(..skip);
+                }
                 let s = &entry.session;
                 let at = s.write(&data, Instant::now() + Duration::from_secs(10)).await.map_err(|e| e.to_string())?;
                 Ok(json!({"offset": at.0}))
             }
             "ack" => {
                 let (_, entry) = self.get(p)?;
-                let offset = p["offset"].as_u64().ok_or("offset is required")?;
-                entry.session.advance_read_cursor(Offset(offset).min(entry.session.end()));
-                Ok(json!({"read_offset": entry.session.read_cursor().0}))
+                let offset = Offset(p["offset"].as_u64().ok_or("offset is required")?).min(entry.session.end());
+                let read = match p["client"].as_str() {
+                    Some(client) => {
+                        let mut reads = lock(&entry.reads);
+                        let read = reads.entry(client.to_string()).or_default();
+                        *read = (*read).max(offset.0);
+                        *read
+                    }
+                    None => {
+                        entry.session.advance_read_cursor(offset);
+                        entry.session.read_cursor().0
+                    }
+                };
+                Ok(json!({"read_offset": read}))
             }
             "read_since" => {
                 let (_, entry) = self.get(p)?;
@@ -274,6 +299,8 @@ impl Daemon {
             last_used: Mutex::new(now),
             last_attached: Mutex::new(None),
             attached: Mutex::new(0),
+            reads: Mutex::default(),
+            inputs: Mutex::default(),
         });
         lock(&self.sessions).insert(id.clone(), entry);
         Ok(json!({"session_id": id, "type": "pty", "name": name}))
@@ -301,8 +328,13 @@ impl Daemon {
             command: entry.command.clone(),
             oldest: s.oldest().0,
             end: s.end().0,
-            read_offset: s.read_cursor().0,
+            read_offset: match p["client"].as_str() {
+                // A client we have not seen reads everything still held.
+                Some(client) => lock(&entry.reads).get(client).copied().unwrap_or(0).max(s.oldest().0),
+                None => s.read_cursor().0,
+            },
             from: from.0,
+            input_seq: p["client"].as_str().and_then(|c| lock(&entry.inputs).get(c).copied()).unwrap_or(0),
             shell_token: entry.shell_token.clone(),
             is_alive: s.is_alive(),
             rows: view.rows,
@@ -548,6 +580,8 @@ mod tests {
             last_used: Mutex::new(now),
             last_attached: Mutex::new(None),
             attached: Mutex::new(0),
+            reads: Mutex::default(),
+            inputs: Mutex::default(),
         };
         (format!("{:016x}", rand::random::<u64>()), Arc::new(e))
     }

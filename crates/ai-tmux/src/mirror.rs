@@ -23,6 +23,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::client::{Link, LinkReader, LinkWriter};
 use crate::protocol::{Attached, Event, decode, encode};
 
+/// Input kept for sending again after a lost link.
+const RESEND_WINDOW: usize = 64 << 10;
+
 /// How long a request over the link may take (an SSH round trip, or a daemon starting).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -71,21 +74,32 @@ pub struct Mirror {
 ///
 /// # Errors
 /// The daemon's answer, e.g. `session not found`.
-pub async fn attach(daemon: Daemon, dial: Dial, session_id: &str, from: Option<u64>) -> Result<Mirror, String> {
-    let attached = attach_call(&daemon.link, session_id, from.unwrap_or(0)).await?;
+pub async fn attach(
+    daemon: Daemon,
+    dial: Dial,
+    client: &str,
+    session_id: &str,
+    from: Option<u64>,
+) -> Result<Mirror, String> {
+    let attached = attach_call(&daemon.link, client, session_id, from.unwrap_or(0)).await?;
     let (session_side, pump_side) = tokio::io::duplex(256 << 10);
     let (reader, writer) = tokio::io::split(session_side);
     let (commands, commands_rx) = mpsc::unbounded_channel();
     let remote = Arc::new(Remote { commands, problem: Arc::default(), detached: AtomicBool::new(false) });
     let (exit_tx, exit_rx) = oneshot::channel();
+    let (link_up, link_rx) = tokio::sync::watch::channel(true);
     let pump = Pump {
+        link_up,
         session_id: session_id.to_string(),
+        client: client.to_string(),
         dial,
         link: Some(Arc::new(daemon.link)),
         events: daemon.events,
         received: attached.from,
         acked: attached.read_offset,
         unsent: Vec::new(),
+        typed: attached.input_seq,
+        recent: std::collections::VecDeque::new(),
         side: Some(pump_side),
         exit: Some(exit_tx),
         problem: remote.problem.clone(),
@@ -98,14 +112,15 @@ pub async fn attach(daemon: Daemon, dial: Dial, session_id: &str, from: Option<u
             control: remote,
             exited: Box::pin(async move { exit_rx.await.ok().flatten() }),
             shell_token: attached.shell_token.clone(),
+            link: Some(link_rx),
         },
         attached,
     })
 }
 
-async fn attach_call(link: &Link, session_id: &str, from: u64) -> Result<Attached, String> {
+async fn attach_call(link: &Link, client: &str, session_id: &str, from: u64) -> Result<Attached, String> {
     let v = link
-        .call("attach", json!({"session_id": session_id, "from": from}), CALL_TIMEOUT)
+        .call("attach", json!({"session_id": session_id, "from": from, "client": client}), CALL_TIMEOUT)
         .await
         .map_err(|e| e.to_string())?;
     serde_json::from_value(v).map_err(|e| format!("ai-tmux answered attach oddly: {e}"))
@@ -164,7 +179,11 @@ impl Control for Remote {
 
 /// Moves bytes between the daemon and the local engine, and carries out the commands.
 struct Pump {
+    /// Tells the engine when the link drops or returns.
+    link_up: tokio::sync::watch::Sender<bool>,
     session_id: String,
+    /// Who reads, for the daemon's per-client read offsets.
+    client: String,
     dial: Dial,
     /// `None` while detached.
     link: Option<Arc<Link>>,
@@ -175,6 +194,11 @@ struct Pump {
     acked: u64,
     /// Input typed while the link was down, sent once it is back.
     unsent: Vec<u8>,
+    /// Bytes of input sent so far: the `seq` of the next `write`.
+    typed: u64,
+    /// The latest input sent, kept to send again what a lost link may have swallowed (the
+    /// daemon skips what it already had, by `seq`).
+    recent: std::collections::VecDeque<u8>,
     /// The engine's end; `None` once the program ended.
     side: Option<DuplexStream>,
     exit: Option<oneshot::Sender<Option<Exit>>>,
@@ -206,7 +230,8 @@ impl Pump {
                     Some(Command::Ack(offset)) => {
                         if let Some(link) = &self.link && offset > self.acked {
                             self.acked = offset;
-                            let _ = link.post("ack", json!({"session_id": self.session_id, "offset": offset})).await;
+                            let p = json!({"session_id": self.session_id, "offset": offset, "client": self.client});
+                            let _ = link.post("ack", p).await;
                         }
                     }
                     Some(Command::Reattach(done)) => {
@@ -276,6 +301,8 @@ impl Pump {
         self.link = None;
         *self.problem.lock().unwrap_or_else(|e| e.into_inner()) =
             Some(format!("detached: {why}; the program keeps running in ai-tmux and the next call reattaches"));
+        // After the problem is set: the engine's waiters read it when woken.
+        self.link_up.send_replace(false);
     }
 
     async fn send_input(&mut self) {
@@ -283,9 +310,14 @@ impl Pump {
         if self.unsent.is_empty() {
             return;
         }
-        let p = json!({"session_id": self.session_id, "data": encode(&self.unsent)});
+        let p = json!({"session_id": self.session_id, "data": encode(&self.unsent), "client": self.client, "seq": self.typed});
         match link.post("write", p).await {
-            Ok(()) => self.unsent.clear(),
+            Ok(()) => {
+                self.typed += self.unsent.len() as u64;
+                self.recent.extend(self.unsent.drain(..));
+                let excess = self.recent.len().saturating_sub(RESEND_WINDOW);
+                self.recent.drain(..excess);
+            }
             Err(_) => self.lost("the connection to ai-tmux was lost while typing"),
         }
     }
@@ -295,11 +327,22 @@ impl Pump {
             return Ok(());
         }
         let daemon = connect(&self.dial).await.map_err(io::Error::other)?;
-        match attach_call(&daemon.link, &self.session_id, self.received).await {
-            Ok(_) => {
+        match attach_call(&daemon.link, &self.client, &self.session_id, self.received).await {
+            Ok(attached) => {
+                // Input the daemon never got goes again, ahead of anything typed since.
+                let missing = self.typed.saturating_sub(attached.input_seq) as usize;
+                if missing > 0 {
+                    let from = self.recent.len().saturating_sub(missing);
+                    let mut again: Vec<u8> = self.recent.range(from..).copied().collect();
+                    self.recent.truncate(from);
+                    self.typed -= again.len() as u64;
+                    again.append(&mut self.unsent);
+                    self.unsent = again;
+                }
                 self.link = Some(Arc::new(daemon.link));
                 self.events = daemon.events;
                 *self.problem.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                self.link_up.send_replace(true);
                 self.send_input().await;
                 Ok(())
             }

@@ -126,10 +126,14 @@ pub struct Attached {
     pub oldest: u64,
     /// Offset of the end of the output so far.
     pub end: u64,
-    /// Where the next read of a client starts: what some client last acknowledged reading.
+    /// Where this client's next read starts: what it last acknowledged reading (`attach` and
+    /// `ack` name the client), or the oldest offset held for a client never seen.
     pub read_offset: u64,
     /// Offset the events start at (the requested one, or `oldest` if that is later).
     pub from: u64,
+    /// How many bytes of this client's input were delivered (`write` with `seq`).
+    #[serde(default)]
+    pub input_seq: u64,
     /// The token of the shell-integration marks, when the daemon integrated the shell.
     pub shell_token: Option<String>,
     /// Whether the program still runs.

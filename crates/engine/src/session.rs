@@ -151,7 +151,7 @@ impl Session {
             masks: Mutex::new(Vec::new()),
         });
         let writer = Arc::new(tokio::sync::Mutex::new(conn.writer));
-        let reader = tokio::spawn(read_loop(shared.clone(), conn.reader, conn.exited, writer.clone()));
+        let reader = tokio::spawn(read_loop(shared.clone(), conn.reader, conn.exited, conn.link, writer.clone()));
         Session { shared, writer, control: conn.control, input_lock: tokio::sync::Mutex::new(()), reader }
     }
 
@@ -415,6 +415,7 @@ async fn read_loop(
     shared: Arc<Shared>,
     mut reader: Reader,
     mut exited: Exited,
+    mut link: Option<watch::Receiver<bool>>,
     writer: Arc<tokio::sync::Mutex<Writer>>,
 ) {
     let mut buf = vec![0u8; 64 << 10];
@@ -432,6 +433,14 @@ async fn read_loop(
                 drain_deadline = Instant::now() + DRAIN_AFTER_EXIT;
             }
             _ = tokio::time::sleep_until(drain_deadline), if exit.is_some() => break,
+            changed = link_changed(&mut link) => {
+                if changed {
+                    // Waiters look at the link's state again.
+                    shared.signal.send_modify(|_| {});
+                } else {
+                    link = None;
+                }
+            }
         }
     }
     let status = match exit {
@@ -440,6 +449,15 @@ async fn read_loop(
     };
     *lock(&shared.exit) = status;
     shared.signal.send_modify(|s| s.alive = false);
+}
+
+/// Resolves when the link's state changes (true), or never when there is no link to watch;
+/// false when its sender is gone.
+async fn link_changed(link: &mut Option<watch::Receiver<bool>>) -> bool {
+    match link {
+        Some(rx) => rx.changed().await.is_ok(),
+        None => std::future::pending().await,
+    }
 }
 
 /// A secret is masked in output for this long after it was sent.

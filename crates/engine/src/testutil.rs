@@ -40,6 +40,7 @@ pub fn fake_session(buffer_size: usize) -> (Session, Program) {
         control: Arc::new(NoControl),
         exited: Box::pin(async move { exit_rx.await.ok() }),
         shell_token: Some(TOKEN.to_string()),
+        link: None,
     };
     let config = SessionConfig { rows: 24, cols: 80, buffer_size, ..SessionConfig::default() };
     (Session::start(conn, config, None), Program { io: theirs, exit: exit_tx })

@@ -70,14 +70,16 @@ pub enum Settled {
     Paused,
     /// The session ended.
     Exited,
+    /// The link is down (see [`Session::link_problem`]): nothing more can arrive for now.
+    Disconnected,
     /// The deadline passed while output was still arriving.
     TimedOut,
 }
 
 impl Settled {
-    /// Whether the program is considered done (not after a timeout or a mere pause).
+    /// Whether the program is considered done (not after a timeout, a pause or a lost link).
     pub fn is_complete(self) -> bool {
-        !matches!(self, Settled::TimedOut | Settled::Paused)
+        !matches!(self, Settled::TimedOut | Settled::Paused | Settled::Disconnected)
     }
 }
 
@@ -133,6 +135,9 @@ impl Session {
             let signal = *rx.borrow_and_update();
             if !signal.alive {
                 return Settled::Exited;
+            }
+            if self.link_problem().is_some() {
+                return Settled::Disconnected;
             }
             let now = Instant::now();
             let quiet_for = now - last_output;

@@ -38,6 +38,9 @@ pub enum Code {
     SecretEmpty,
     /// The terminal would show the secret (echo on, or a shell prompt rather than a password prompt).
     SecretEchoOn,
+    /// The ai-tmux daemon of a persistent session cannot be reached, is missing or too old
+    /// (the message says which, and how to install it).
+    DaemonUnavailable,
     /// Strict audit: the collector did not accept the action's record, so it was not performed.
     AuditUnavailable,
     /// Anything else.

@@ -10,6 +10,7 @@ mod lenient;
 mod manager;
 mod operator;
 mod params;
+mod persistent;
 mod reply;
 mod secrets;
 mod serial;

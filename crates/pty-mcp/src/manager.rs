@@ -78,6 +78,21 @@ impl SessionManager {
         enter: &'static [u8],
         open: impl FnOnce() -> Result<Session, ToolError>,
     ) -> Result<Arc<Entry>, ToolError> {
+        self.create_with_id(kind, target, enter, None, open)
+    }
+
+    /// [`SessionManager::create`], under a given id (a persistent session keeps its daemon's).
+    ///
+    /// # Errors
+    /// As `create`; `INVALID_PARAMS` when the id is taken.
+    pub fn create_with_id(
+        &self,
+        kind: &'static str,
+        target: String,
+        enter: &'static [u8],
+        id: Option<String>,
+        open: impl FnOnce() -> Result<Session, ToolError>,
+    ) -> Result<Arc<Entry>, ToolError> {
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         forget_old_ended(&mut sessions);
         if sessions.len() >= MAX_SESSIONS {
@@ -90,13 +105,20 @@ impl SessionManager {
                 retryable: true,
             });
         }
+        if let Some(id) = &id
+            && sessions.contains_key(id)
+        {
+            return Err(ToolError::invalid(format!("session {id} is already open here")));
+        }
         let session = open()?;
-        let id = loop {
-            let id = format!("{:016x}", rand::random::<u64>());
-            if !sessions.contains_key(&id) {
-                break id;
+        let id = id.unwrap_or_else(|| {
+            loop {
+                let id = format!("{:016x}", rand::random::<u64>());
+                if !sessions.contains_key(&id) {
+                    break id;
+                }
             }
-        };
+        });
         let now = SystemTime::now();
         let entry = Arc::new(Entry {
             id: id.clone(),
@@ -158,12 +180,32 @@ impl SessionManager {
         all
     }
 
-    /// Closes every session (at shutdown).
+    /// Finds a session, first reattaching it if it is a persistent one whose link dropped, so
+    /// that the agent's next call simply works.
+    ///
+    /// # Errors
+    /// `SESSION_NOT_FOUND` for an unknown id.
+    pub async fn get_live(&self, id: &str) -> Result<Arc<Entry>, ToolError> {
+        let entry = self.get(id)?;
+        if entry.session.link_problem().is_some()
+            && let Err(e) = entry.session.reattach().await
+        {
+            // Not a persistent session (a serial line waits for its device), or the daemon is
+            // out of reach for now: the call goes on and reports the session's state.
+            tracing::debug!("session {id} not reattached: {e}");
+        }
+        Ok(entry)
+    }
+
+    /// Lets every session go at shutdown: persistent ones are detached (their programs keep
+    /// running in ai-tmux), the others closed.
     pub fn close_all(&self) {
         let drained: Vec<_> = self.sessions.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
         for (_, entry) in drained {
             entry.drop_pending_secret();
-            entry.session.close();
+            if !entry.session.detach() {
+                entry.session.close();
+            }
         }
     }
 }

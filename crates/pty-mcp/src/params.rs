@@ -37,6 +37,12 @@ pub struct CreateLocalParams {
     /// program is bash (default true). False leaves the shell untouched.
     #[serde(default, deserialize_with = "lenient::boolean")]
     pub shell_integration: Option<bool>,
+    /// Run the program in this machine's ai-tmux daemon, so that it survives a restart of
+    /// pty-mcp or of the agent (detach_session leaves it running).
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub persistent: Option<bool>,
+    /// Reattach to a local persistent session by its id.
+    pub session_id: Option<String>,
     /// Session log options.
     #[serde(flatten)]
     pub log: LogOptions,
@@ -267,9 +273,9 @@ pub struct SendBreakParams {
     pub duration_ms: Option<i64>,
 }
 
-/// Parameters of `create_ssh_session`.
+/// Where and how to reach an SSH server (create_ssh_session, list_remote_sessions).
 #[derive(Debug, Default, Deserialize, JsonSchema)]
-pub struct CreateSshParams {
+pub struct SshTargetParams {
     /// Host name, address, or an alias from ssh_config (HostName, Port, User, IdentityFile… apply).
     pub host: Option<String>,
     /// User name (default: from ssh_config, else the local user).
@@ -287,22 +293,36 @@ pub struct CreateSshParams {
     /// "strict" (default: only hosts in known_hosts), "accept-new" (record unknown hosts; changed
     /// keys are still refused) or "insecure" (no check).
     pub host_key_policy: Option<String>,
-    /// Persistent session through ai-tmux (not available in this version).
-    #[serde(default, deserialize_with = "lenient::boolean")]
-    pub persistent: Option<bool>,
-    /// Run this command on the PTY instead of the login shell.
-    pub command: Option<String>,
-    /// Reattach to a persistent session (not available in this version).
-    pub session_id: Option<String>,
     /// ProxyJump: `[user@]host[:port]`, or several separated by commas (overrides ssh_config).
     pub jump: Option<String>,
+    /// Connection timeout in milliseconds (default: ConnectTimeout, else 10000).
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub connect_timeout_ms: Option<i64>,
+}
+
+/// Parameters of `create_ssh_session`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct CreateSshParams {
+    /// The server.
+    #[serde(flatten)]
+    pub ssh: SshTargetParams,
+    /// Run the session in the host's ai-tmux daemon, so that it survives pty-mcp, the agent and
+    /// the link: detach_session leaves it running, and create_ssh_session(session_id) reattaches.
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub persistent: Option<bool>,
+    /// Reattach to a persistent session by its id (list_remote_sessions lists them); the first
+    /// read returns what this machine has not read yet.
+    pub session_id: Option<String>,
+    /// With persistent: upload this pty-mcp's own ai-tmux to ~/.local/bin on the host first
+    /// (same OS and architecture only).
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub install_ai_tmux: Option<bool>,
+    /// Run this command on the PTY instead of the login shell (persistent: in ai-tmux).
+    pub command: Option<String>,
     /// Report command completion exactly when the remote login shell is bash: a one-line hook
     /// is typed at the first prompt (kept out of history and out of the output). Default true.
     #[serde(default, deserialize_with = "lenient::boolean")]
     pub shell_integration: Option<bool>,
-    /// Connection timeout in milliseconds (default: ConnectTimeout, else 10000).
-    #[serde(default, deserialize_with = "lenient::int")]
-    pub connect_timeout_ms: Option<i64>,
     /// Terminal height (default 40).
     #[serde(default, deserialize_with = "lenient::int")]
     pub rows: Option<i64>,
@@ -314,4 +334,15 @@ pub struct CreateSshParams {
     /// Session log options (see create_local_session).
     #[serde(flatten)]
     pub log: LogOptions,
+}
+
+/// Parameters of `list_remote_sessions`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct ListRemoteParams {
+    /// The server whose ai-tmux to ask; without host, this machine's ai-tmux (local persistent
+    /// sessions).
+    #[serde(flatten)]
+    pub ssh: SshTargetParams,
+    /// "running", "exited" or "all" (default).
+    pub status: Option<String>,
 }

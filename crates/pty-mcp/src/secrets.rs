@@ -95,7 +95,7 @@ pub async fn send_secret(
     operator: &OperatorPrompt,
     p: SendSecretParams,
 ) -> Result<SecretReply, ToolError> {
-    let entry = manager.get(&p.session_id)?;
+    let entry = manager.get_live(&p.session_id).await?;
     let session = &entry.session;
     let ending = line_ending(p.line_ending)?;
     let force = p.force.unwrap_or(false);
@@ -115,7 +115,7 @@ pub async fn prepare_secret(
     operator: &OperatorPrompt,
     p: PrepareSecretParams,
 ) -> Result<SecretReply, ToolError> {
-    let entry = manager.get(&p.session_id)?;
+    let entry = manager.get_live(&p.session_id).await?;
     if !entry.session.is_alive() {
         return Err(ToolError::new(Code::SessionClosed, "the session has ended"));
     }

@@ -108,7 +108,7 @@ pub struct BreakSent {
 
 /// Holds a serial line in BREAK.
 pub async fn send_break(manager: &SessionManager, p: SendBreakParams) -> Result<BreakSent, ToolError> {
-    let entry = manager.get(&p.session_id)?;
+    let entry = manager.get_live(&p.session_id).await?;
     let ms = p.duration_ms.unwrap_or(serial::DEFAULT_BREAK.as_millis() as i64);
     if !(10..=5000).contains(&ms) {
         return Err(ToolError::invalid(format!("duration_ms {ms} is out of range (10-5000)")));

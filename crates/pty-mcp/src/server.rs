@@ -24,6 +24,7 @@ use crate::error::{Code, ToolError};
 use crate::manager::SessionManager;
 use crate::operator::OperatorPrompt;
 use crate::params::*;
+use crate::persistent;
 use crate::secrets;
 use crate::serial;
 use crate::ssh;
@@ -219,7 +220,7 @@ impl PtyMcp {
         Parameters(p): Parameters<CreateSshParams>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let target = p.host.clone().unwrap_or_default();
+        let target = p.ssh.host.clone().unwrap_or_default();
         run(ctx, None, async {
             self.audit.before_create("ssh", &target).await?;
             let created = ssh::create_ssh_session(&self.manager, &self.operator, self.settings, p).await?;
@@ -380,8 +381,30 @@ impl PtyMcp {
     }
 
     #[tool(
+        description = "List the sessions kept by an ai-tmux daemon: on an SSH host (host, user, port, \
+        key_path… as create_ssh_session), or on this machine without host. status: running, exited or all. \
+        Each has id (reattach with create_ssh_session/create_local_session session_id), command, is_alive, \
+        exit_code, created_at, last_used, last_attached, attached.",
+        annotations(title = "List persistent sessions", read_only_hint = true, open_world_hint = true)
+    )]
+    async fn list_remote_sessions(
+        &self,
+        Parameters(p): Parameters<ListRemoteParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        run(ctx, None, async {
+            let dial = match p.ssh.host.as_deref().filter(|h| !h.trim().is_empty()) {
+                None => persistent::local_dial()?,
+                Some(_) => persistent::ssh_dial(Arc::new(ssh::options(&self.operator, p.ssh).await?)),
+            };
+            persistent::list(&dial, p.status.as_deref()).await
+        })
+        .await
+    }
+
+    #[tool(
         description = "Detach from a session, leaving its program running where the transport allows it \
-        (persistent SSH sessions). A local session cannot outlive the server and is closed.",
+        (persistent sessions, in ai-tmux). A plain local session cannot outlive the server and is closed.",
         annotations(
             title = "Detach session",
             read_only_hint = false,

@@ -11,7 +11,8 @@ use transports::ssh::{self, Asker, HostKeyPolicy, SshError, SshOptions};
 use crate::error::{Code, ToolError};
 use crate::manager::SessionManager;
 use crate::operator::OperatorPrompt;
-use crate::params::CreateSshParams;
+use crate::params::{CreateSshParams, SshTargetParams};
+use crate::persistent;
 use crate::reply;
 use crate::tools::{Created, Settings, open_log, size_param};
 
@@ -27,7 +28,7 @@ impl Asker for OperatorAsker {
     }
 }
 
-fn policy(p: &CreateSshParams, configured: Option<&str>) -> Result<HostKeyPolicy, ToolError> {
+fn policy(p: &SshTargetParams, configured: Option<&str>) -> Result<HostKeyPolicy, ToolError> {
     if p.ignore_host_key == Some(true) {
         return Ok(HostKeyPolicy::Insecure);
     }
@@ -75,23 +76,12 @@ async fn integrate(session: &Session, line: &str) {
     }
 }
 
-/// Connects and starts a session.
-pub async fn create_ssh_session(
-    manager: &SessionManager,
-    operator: &Arc<OperatorPrompt>,
-    settings: Settings,
-    p: CreateSshParams,
-) -> Result<Created, ToolError> {
+/// The connection settings of `p`, resolved through ssh_config.
+pub async fn options(operator: &Arc<OperatorPrompt>, p: SshTargetParams) -> Result<SshOptions, ToolError> {
     let host = p.host.clone().filter(|h| !h.trim().is_empty()).ok_or_else(|| ToolError::invalid("host is required"))?;
     if host.starts_with('-') || host.chars().any(char::is_whitespace) {
         return Err(ToolError::invalid(format!("host {host:?} is not a host name")));
     }
-    if p.persistent == Some(true) || p.session_id.is_some() {
-        return Err(ToolError::invalid(
-            "persistent SSH sessions (ai-tmux) are not available in this version of pty-mcp",
-        ));
-    }
-    manager.check_room()?;
     let config_file = std::env::var_os("PTY_MCP_SSH_CONFIG").map(std::path::PathBuf::from);
     let mut resolved = ssh::config::resolve(&host, config_file.as_deref()).await;
     let jump_spec = p.jump.clone().filter(|j| !j.trim().is_empty()).or_else(|| resolved.proxy_jump.clone());
@@ -109,29 +99,65 @@ pub async fn create_ssh_session(
             .ok_or_else(|| ToolError::invalid(format!("port {port} is out of range")))?;
     }
     let policy = policy(&p, resolved.strict_host_key_checking.as_deref())?;
-    let rows = size_param("rows", p.rows, 40, 500)?;
-    let cols = size_param("cols", p.cols, 120, 1000)?;
-    let recorder = open_log(p.log, rows, cols)?;
     let connect_timeout = match p.connect_timeout_ms {
         Some(ms) if !(1..=600_000).contains(&ms) => {
             return Err(ToolError::invalid(format!("connect_timeout_ms {ms} is out of range (1-600000)")));
         }
         ms => ms.map(|ms| Duration::from_millis(ms as u64)),
     };
-    let opts = SshOptions {
+    Ok(SshOptions {
         host: resolved,
         key_path: p.key_path.filter(|k| !k.is_empty()).map(|k| ssh::config::expand_home(&k)),
         password: p.password.map(|pw| Secret::new(pw.into_bytes())),
         asker: Some(Arc::new(OperatorAsker(operator.clone()))),
         policy,
-        command: p.command.filter(|c| !c.trim().is_empty()),
-        env: p.env.unwrap_or_default().into_iter().collect(),
-        rows,
-        cols,
+        command: None,
+        env: Vec::new(),
+        rows: 40,
+        cols: 120,
         connect_timeout,
         jumps,
-        shell_integration: p.shell_integration.unwrap_or(true),
-    };
+        shell_integration: true,
+    })
+}
+
+/// `user@host:port` of resolved options.
+fn target_of(opts: &SshOptions) -> String {
+    format!("{}@{}:{}", opts.host.user, opts.host.hostname, opts.host.port)
+}
+
+/// Connects and starts a session (in the host's ai-tmux when persistent).
+pub async fn create_ssh_session(
+    manager: &SessionManager,
+    operator: &Arc<OperatorPrompt>,
+    settings: Settings,
+    p: CreateSshParams,
+) -> Result<Created, ToolError> {
+    manager.check_room()?;
+    let mut opts = options(operator, p.ssh).await?;
+    let rows = size_param("rows", p.rows, 40, 500)?;
+    let cols = size_param("cols", p.cols, 120, 1000)?;
+    let command = p.command.filter(|c| !c.trim().is_empty());
+    let shell_integration = p.shell_integration.unwrap_or(true);
+    if p.persistent == Some(true) || p.session_id.is_some() {
+        let mut warnings = Vec::new();
+        if p.install_ai_tmux == Some(true) {
+            warnings.push(persistent::install(&opts).await?);
+        }
+        let target = target_of(&opts);
+        let what = match p.session_id.filter(|id| !id.trim().is_empty()) {
+            Some(id) => persistent::Target::Reattach(id.trim().to_string()),
+            None => persistent::Target::Create { command, rows, cols, shell_integration },
+        };
+        let dial = persistent::ssh_dial(Arc::new(opts));
+        let recorder = open_log(p.log, rows, cols)?;
+        let created = persistent::open(manager, settings, dial, "remote", target, what, recorder).await?;
+        return Ok(Created { warnings: [warnings, created.warnings.clone()].concat(), ..created });
+    }
+    let recorder = open_log(p.log, rows, cols)?;
+    opts.command = command;
+    opts.env = p.env.unwrap_or_default().into_iter().collect();
+    (opts.rows, opts.cols, opts.shell_integration) = (rows, cols, shell_integration);
     let opened = ssh::open(opts).await.map_err(ssh_error)?;
     let config = SessionConfig { rows, cols, buffer_size: settings.buffer_size, ..SessionConfig::default() };
     let target = opened.target.clone();

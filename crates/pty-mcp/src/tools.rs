@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use crate::error::ToolError;
 use crate::manager::{Entry, SessionManager};
 use crate::params::*;
+use crate::persistent;
 use crate::reply::{self, DEFAULT_MAX_OUTPUT, Rendered};
 
 /// Quiet that ends a wait when no prompt is recognised (the Go version's value).
@@ -133,6 +134,7 @@ fn completion(s: Settled) -> &'static str {
         Settled::Prompt | Settled::Quiet => "heuristic",
         Settled::Paused => "paused",
         Settled::Exited => "exited",
+        Settled::Disconnected => "disconnected",
         Settled::TimedOut => "timeout",
     }
 }
@@ -285,8 +287,14 @@ impl Created {
     /// The reply for a new session showing `banner`; the read cursor moves to the end, past
     /// anything pty-mcp itself typed after the banner (the SSH shell hook).
     pub fn new(entry: &Entry, banner: reply::Rendered) -> Created {
+        entry.session.advance_read_cursor(entry.session.end());
+        Created { output: banner.text, ..Created::new_unread(entry) }
+    }
+
+    /// The reply for a session whose output is left unread (a reattached one): the cursor says
+    /// where the next read starts.
+    pub fn new_unread(entry: &Entry) -> Created {
         let s = &entry.session;
-        s.advance_read_cursor(s.end());
         let view = s.screen(0);
         let local = entry.kind == "local";
         Created {
@@ -294,8 +302,8 @@ impl Created {
             kind: entry.kind,
             command: local.then(|| entry.target.clone()),
             target: (!local).then(|| entry.target.clone()),
-            output: banner.text,
-            cursor: s.end().0,
+            output: String::new(),
+            cursor: s.read_cursor().0,
             state: s.state().0.as_str(),
             rows: view.rows,
             cols: view.cols,
@@ -311,6 +319,35 @@ pub async fn create_local_session(
     p: CreateLocalParams,
 ) -> Result<Created, ToolError> {
     let line = p.command.as_deref().filter(|c| !c.trim().is_empty()).unwrap_or("/bin/bash");
+    if p.persistent == Some(true) || p.session_id.is_some() {
+        if p.args.is_some() || p.env.is_some() || p.cwd.is_some() {
+            return Err(ToolError::invalid(
+                "args, env and cwd are not available with persistent: put them in the command line",
+            ));
+        }
+        let rows = size_param("rows", p.rows, 40, 500)?;
+        let cols = size_param("cols", p.cols, 120, 1000)?;
+        let what = match p.session_id.filter(|id| !id.trim().is_empty()) {
+            Some(id) => persistent::Target::Reattach(id.trim().to_string()),
+            None => persistent::Target::Create {
+                command: Some(line.to_string()),
+                rows,
+                cols,
+                shell_integration: p.shell_integration.unwrap_or(true),
+            },
+        };
+        let recorder = open_log(p.log, rows, cols)?;
+        return persistent::open(
+            manager,
+            settings,
+            persistent::local_dial()?,
+            "local",
+            line.to_string(),
+            what,
+            recorder,
+        )
+        .await;
+    }
     let mut cmd = LocalCommand::parse(line)?;
     cmd.args.extend(p.args.unwrap_or_default());
     cmd.rows = size_param("rows", p.rows, 40, 500)?;
@@ -394,7 +431,7 @@ impl SendReply {
 
 /// Types input (and Enter), then waits for the answer or for a pattern.
 pub async fn send_input(manager: &SessionManager, p: SendInputParams) -> Result<SendReply, ToolError> {
-    let entry = manager.get(&p.session_id)?;
+    let entry = manager.get_live(&p.session_id).await?;
     let session = &entry.session;
     if p.input.len() > MAX_INPUT {
         return Err(ToolError::invalid(format!(
@@ -593,7 +630,7 @@ pub struct CursorReply {
 
 /// Reads output in one of four modes: screen, cursor, wait_for, or settle (the default).
 pub async fn read_output(manager: &SessionManager, p: ReadOutputParams) -> Result<ReadReply, ToolError> {
-    let entry = manager.get(&p.session_id)?;
+    let entry = manager.get_live(&p.session_id).await?;
     let session = &entry.session;
     let mut warnings = Warnings::default();
     let cap = warnings.clamp("max_output_bytes", p.max_output_bytes, DEFAULT_MAX_OUTPUT as i64, 256, 16 << 20) as usize;
@@ -672,7 +709,7 @@ pub async fn read_output(manager: &SessionManager, p: ReadOutputParams) -> Resul
 
 /// Presses keys, then waits for the program to settle.
 pub async fn send_control(manager: &SessionManager, p: SendControlParams) -> Result<OutputReply, ToolError> {
-    let entry = manager.get(&p.session_id)?;
+    let entry = manager.get_live(&p.session_id).await?;
     let session = &entry.session;
     let keys = match &p.key {
         Keys::Sequence(spec) => keys::parse_sequence(spec),
@@ -817,6 +854,13 @@ pub fn close_session(manager: &SessionManager, id: &str, detach: bool) -> Result
     let entry = manager.remove(id)?;
     entry.drop_pending_secret();
     let (exit_code, _) = exit_fields(&entry.session);
+    if detach && entry.session.detach() {
+        let note = format!(
+            "detached: the program keeps running in ai-tmux; reattach with session_id {:?} (list_remote_sessions lists it)",
+            entry.id
+        );
+        return Ok(Closed { success: true, exit_code, note: Some(note) });
+    }
     entry.session.close();
     let note = detach.then(|| format!("{} sessions cannot outlive the server: the session was closed", entry.kind));
     Ok(Closed { success: true, exit_code, note })

@@ -129,6 +129,7 @@ pub fn open(opts: SerialOptions) -> Result<Connection, OpenError> {
             Some(Exit { code: None, signal: None })
         }),
         shell_token: None,
+        link: None,
     })
 }
 

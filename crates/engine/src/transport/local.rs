@@ -106,6 +106,7 @@ pub fn spawn(cmd: &LocalCommand) -> Result<Connection, Error> {
         control: Arc::new(LocalControl { master: fd, session: pid as i32, _files: files }),
         exited,
         shell_token,
+        link: None,
     })
 }
 

@@ -102,4 +102,7 @@ pub struct Connection {
     pub exited: Exited,
     /// The token of the shell-integration marks, when the transport set the shell up for them.
     pub shell_token: Option<String>,
+    /// Changes whenever the link drops or comes back (a persistent session's), so that waits
+    /// end at once instead of at their deadline.
+    pub link: Option<tokio::sync::watch::Receiver<bool>>,
 }

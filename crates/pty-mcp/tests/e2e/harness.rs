@@ -14,6 +14,8 @@ pub const STEP: Duration = Duration::from_secs(60);
 /// A running `pty-mcp` and a connected client.
 pub struct Server {
     pub client: RunningService<RoleClient, ()>,
+    /// The pty-mcp process.
+    pub pid: u32,
 }
 
 pub fn binary() -> &'static str {
@@ -39,9 +41,16 @@ impl Server {
         }
         let stderr = stderr.map_or_else(std::process::Stdio::inherit, std::process::Stdio::from);
         let (transport, _) = TokioChildProcess::builder(cmd).stderr(stderr).spawn().expect("spawn pty-mcp");
+        let pid = transport.id().expect("pty-mcp's pid");
         let client =
             tokio::time::timeout(STEP, ().serve(transport)).await.expect("initialize in time").expect("initialize");
-        Server { client }
+        Server { client, pid }
+    }
+
+    /// `kill -9`: the server gets no chance to detach or clean up.
+    pub fn kill9(self) {
+        let status = std::process::Command::new("kill").args(["-9", &self.pid.to_string()]).status().unwrap();
+        assert!(status.success());
     }
 
     /// Calls a tool; returns the structured result and whether it is an error.

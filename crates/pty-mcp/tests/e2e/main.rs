@@ -6,6 +6,7 @@ mod bad_input;
 mod fullscreen;
 mod harness;
 mod local;
+mod persistent;
 mod protocol;
 mod secrets;
 mod serial;

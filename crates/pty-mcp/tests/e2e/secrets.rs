@@ -7,16 +7,16 @@ use serde_json::{Value, json};
 use crate::harness::{Server, output};
 
 /// The secret the test operator types, with the spaces it must keep.
-const SECRET: &str = "  correct horse battery  ";
+pub const SECRET: &str = "  correct horse battery  ";
 
-struct Operator {
+pub struct Operator {
     dir: tempfile::TempDir,
 }
 
 impl Operator {
     /// An askpass that records its prompt and prints `answer` (plus a newline, as dialogs do);
     /// `extra` runs first (e.g. a long sleep).
-    fn new(answer: &str, extra: &str) -> Operator {
+    pub fn new(answer: &str, extra: &str) -> Operator {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("answer"), format!("{answer}\n")).unwrap();
         let script =
@@ -25,7 +25,7 @@ impl Operator {
         Operator { dir }
     }
 
-    fn askpass(&self) -> String {
+    pub fn askpass(&self) -> String {
         self.dir.path().join("askpass").display().to_string()
     }
 
@@ -41,7 +41,7 @@ fn write_executable(path: &Path, text: &str) {
 }
 
 /// The first 16 hex digits of the SHA-256 of `text`, by the same tool the shell uses.
-fn sha256_prefix(text: &str) -> String {
+pub fn sha256_prefix(text: &str) -> String {
     use std::io::Write;
     let mut child = std::process::Command::new("sha256sum")
         .stdin(std::process::Stdio::piped())
@@ -52,7 +52,7 @@ fn sha256_prefix(text: &str) -> String {
     String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()[..16].to_string()
 }
 
-const READ_SECRET: &str =
+pub const READ_SECRET: &str =
     r#"IFS= read -r -s -p 'Password: ' p; echo; echo "got ${#p} $(printf %s "$p" | sha256sum | cut -c1-16)""#;
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::harness::{STEP, Server, output, spawn_until_ready};
 
-struct Sshd {
+pub struct Sshd {
     dir: tempfile::TempDir,
     port: u16,
     child: tokio::process::Child,
@@ -30,13 +30,13 @@ fn read(path: PathBuf) -> String {
 }
 
 impl Sshd {
-    async fn start() -> Sshd {
+    pub async fn start() -> Sshd {
         Sshd::start_with(|_| String::new()).await
     }
 
     /// Starts sshd; `extra` may prepare files in the directory (keys exist by then) and
     /// returns lines to add to sshd_config.
-    async fn start_with(extra: impl FnOnce(&Path) -> String) -> Sshd {
+    pub async fn start_with(extra: impl FnOnce(&Path) -> String) -> Sshd {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         keygen(&d.join("host_key"), "ed25519");
@@ -62,7 +62,7 @@ impl Sshd {
         sshd
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
@@ -84,7 +84,7 @@ impl Sshd {
         std::fs::write(self.path("known_hosts"), format!("[127.0.0.1]:{} {} {}\n", self.port, key[0], key[1])).unwrap();
     }
 
-    async fn server(&self) -> Server {
+    pub async fn server(&self) -> Server {
         self.server_with(&[]).await
     }
 
@@ -103,7 +103,7 @@ impl Sshd {
     }
 
     /// The sshd processes serving connections (children of the listener).
-    fn connection_processes(&self) -> Vec<i32> {
+    pub fn connection_processes(&self) -> Vec<i32> {
         let main = self.child.id().unwrap() as i32;
         let mut out = Vec::new();
         for entry in std::fs::read_dir("/proc").unwrap().flatten() {

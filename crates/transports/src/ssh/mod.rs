@@ -224,17 +224,28 @@ pub struct Opened {
     pub bootstrap: Option<String>,
 }
 
-/// Connects, verifies the host key, authenticates and opens a PTY channel.
+/// An authenticated SSH connection, before any channel is opened on it.
+pub struct Connected {
+    handle: Handle<Client>,
+    /// The connections to the jump hosts, kept open for as long as this one.
+    jumps: Vec<Handle<Client>>,
+    /// `user@host:port`.
+    pub target: String,
+    /// Notes for the agent (e.g. host key checking was off, a host key was recorded).
+    pub warnings: Vec<String>,
+}
+
+/// Connects (through the jump hosts), verifies the host key and authenticates.
 ///
 /// # Errors
 /// An [`SshError`] of the class that failed; messages never contain a secret.
-pub async fn open(opts: SshOptions) -> Result<Opened, SshError> {
+pub async fn connect(opts: &SshOptions) -> Result<Connected, SshError> {
     let host = &opts.host;
     let timeout = opts.connect_timeout.or(host.connect_timeout).unwrap_or(CONNECT_TIMEOUT);
     let mut warnings = Vec::new();
     // Each jump host forwards a channel to the next hop; their connections must stay open for
-    // as long as the session does, so the pump keeps them.
-    let mut jump_handles = Vec::new();
+    // as long as the session does.
+    let mut jumps = Vec::new();
     let mut via: Option<russh::ChannelStream<client::Msg>> = None;
     for (i, jump) in opts.jumps.iter().enumerate() {
         let mut handle = match via.take() {
@@ -250,13 +261,121 @@ pub async fn open(opts: SshOptions) -> Result<Opened, SshError> {
             SshError::Connect(format!("jump host {} cannot reach {}:{}: {e}", jump.hostname, next.hostname, next.port))
         })?;
         via = Some(channel.into_stream());
-        jump_handles.push(handle);
+        jumps.push(handle);
     }
     let mut handle = match via {
         None => handshake(host, opts.policy, tcp(host, timeout).await?, timeout, &mut warnings).await?,
         Some(stream) => handshake(host, opts.policy, stream, timeout, &mut warnings).await?,
     };
     authenticate(&mut handle, host, opts.key_path.as_ref(), opts.password.as_ref(), opts.asker.as_ref()).await?;
+    let target = format!("{}@{}:{}", host.user, host.hostname, host.port);
+    Ok(Connected { handle, jumps, target, warnings })
+}
+
+impl Connected {
+    /// Runs `command` on an exec channel (no PTY) with `input` on its stdin; returns its exit
+    /// status and standard output, within `timeout`.
+    ///
+    /// # Errors
+    /// When the server refuses the channel, or the command does not finish in time.
+    pub async fn run(
+        &self,
+        command: &str,
+        input: &[u8],
+        timeout: Duration,
+    ) -> Result<(Option<u32>, Vec<u8>), SshError> {
+        let mut channel = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|e| SshError::Other(format!("the server refused a session channel: {e}")))?;
+        channel.exec(true, command.as_bytes()).await.map_err(|e| SshError::Other(format!("exec refused: {e}")))?;
+        let mut out = Vec::new();
+        let mut status = None;
+        let exchange = async {
+            if !input.is_empty() {
+                channel.data(input).await.map_err(|e| SshError::Other(format!("sending input failed: {e}")))?;
+            }
+            channel.eof().await.map_err(|e| SshError::Other(format!("sending input failed: {e}")))?;
+            while let Some(msg) = channel.wait().await {
+                match msg {
+                    ChannelMsg::Data { data } => out.extend_from_slice(&data),
+                    ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+                    ChannelMsg::Close => break,
+                    _ => {}
+                }
+            }
+            Ok::<_, SshError>(())
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| SshError::Other(format!("{command:?} did not finish within {timeout:?}")))??;
+        Ok((status, out))
+    }
+
+    /// Runs `command` on an exec channel and hands over its stdin and stdout as a byte stream
+    /// (how pty-mcp talks to `ai-tmux client`). The connection lives as long as the stream; a
+    /// lost connection (keepalives unanswered) ends the stream.
+    ///
+    /// # Errors
+    /// When the server refuses the channel or the command.
+    pub async fn into_stream(self, command: &str) -> Result<ExecStream, SshError> {
+        let channel = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|e| SshError::Other(format!("the server refused a session channel: {e}")))?;
+        channel.exec(true, command.as_bytes()).await.map_err(|e| SshError::Other(format!("exec refused: {e}")))?;
+        Ok(ExecStream { stream: channel.into_stream(), _connection: (self.handle, self.jumps) })
+    }
+}
+
+/// An exec channel's stdin and stdout, keeping its SSH connection open.
+pub struct ExecStream {
+    stream: russh::ChannelStream<client::Msg>,
+    _connection: (Handle<Client>, Vec<Handle<Client>>),
+}
+
+impl tokio::io::AsyncRead for ExecStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for ExecStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Connects, verifies the host key, authenticates and opens a PTY channel.
+///
+/// # Errors
+/// An [`SshError`] of the class that failed; messages never contain a secret.
+pub async fn open(opts: SshOptions) -> Result<Opened, SshError> {
+    let Connected { handle, jumps: jump_handles, target, warnings } = connect(&opts).await?;
     // Ask for the login shell while the PTY's shell starts: the probe costs no set-up time.
     let probe = async {
         match (&opts.command, opts.shell_integration) {
@@ -288,8 +407,9 @@ pub async fn open(opts: SshOptions) -> Result<Opened, SshError> {
             control: link,
             exited: Box::pin(async move { done_rx.await.ok().flatten() }),
             shell_token,
+            link: None,
         },
-        target: format!("{}@{}:{}", host.user, host.hostname, host.port),
+        target,
         warnings,
         bootstrap,
     })

@@ -1,0 +1,280 @@
+//! Persistent sessions: the program runs in an `ai-tmux` daemon (on the SSH host, or on this
+//! machine), so it survives pty-mcp, the agent and the link. pty-mcp attaches a mirror of the
+//! session (see `ai_tmux::mirror`), so every tool works on it as on any other session.
+//!
+//! The session id the agent sees is the daemon's: after a restart of pty-mcp, the agent
+//! reattaches with the same id. The daemon remembers how far each machine's pty-mcp read, so
+//! the first read after reattaching returns exactly what was not read yet.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ai_tmux::client::{Link, LinkReader, LinkWriter};
+use ai_tmux::mirror::{self, CALL_TIMEOUT, Dial};
+use ai_tmux::protocol::SessionInfo;
+use engine::record::Recorder;
+use engine::{Offset, Session, SessionConfig};
+use serde_json::json;
+use tokio::time::Instant;
+use transports::ssh::{self, SshOptions};
+
+use crate::error::{Code, ToolError};
+use crate::manager::{Entry, SessionManager};
+use crate::reply;
+use crate::tools::{Created, Settings};
+
+/// `ai-tmux` found on the user's PATH or in `~/.local/bin` (where `install_ai_tmux` puts it),
+/// whatever the login shell: `sh` does the PATH handling.
+fn remote(args: &str) -> String {
+    format!("sh -c 'PATH=\"$HOME/.local/bin:$PATH\" exec ai-tmux {args}'")
+}
+
+/// What to do on the daemon.
+pub enum Target {
+    /// Start `command` there.
+    Create {
+        /// The command line (the daemon's default shell when `None`).
+        command: Option<String>,
+        /// Terminal size.
+        rows: u16,
+        /// Terminal size.
+        cols: u16,
+        /// Integrate the shell (bash) for exact completion.
+        shell_integration: bool,
+    },
+    /// Reattach to this session.
+    Reattach(String),
+}
+
+/// Who this pty-mcp is to the daemon's read offsets: this machine and user, so that a pty-mcp
+/// restarted here resumes where the last one stopped, and one on a new machine reads it all.
+fn client_id() -> String {
+    if let Ok(id) = std::env::var("PTY_MCP_CLIENT_ID") {
+        return id;
+    }
+    let machine = std::fs::read_to_string("/etc/machine-id")
+        .or_else(|_| std::fs::read_to_string("/proc/sys/kernel/random/boot_id"))
+        .unwrap_or_default();
+    let user = ::audit::config::default_user();
+    format!("{}:{user}", machine.trim().chars().take(16).collect::<String>())
+}
+
+fn unavailable(message: impl Into<String>) -> ToolError {
+    ToolError { code: Code::DaemonUnavailable, message: message.into(), retryable: true }
+}
+
+/// The local `ai-tmux`: `PTY_MCP_AI_TMUX`, else the one beside this binary, else on PATH.
+pub fn local_binary() -> Result<PathBuf, ToolError> {
+    if let Some(p) = std::env::var_os("PTY_MCP_AI_TMUX") {
+        return Ok(PathBuf::from(p));
+    }
+    let beside = std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.join("ai-tmux")));
+    if let Some(p) = beside.filter(|p| p.is_file()) {
+        return Ok(p);
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .map(|d| d.join("ai-tmux"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            ToolError::new(
+                Code::DaemonUnavailable,
+                "ai-tmux is not installed here: put the ai-tmux binary that comes with pty-mcp beside it or on PATH \
+                 (or set PTY_MCP_AI_TMUX)",
+            )
+        })
+}
+
+/// Dials the local daemon (starting it when none runs).
+pub fn local_dial() -> Result<Dial, ToolError> {
+    let exe = local_binary()?;
+    let socket = ai_tmux::paths::default_socket();
+    Ok(Arc::new(move || {
+        let (exe, socket) = (exe.clone(), socket.clone());
+        Box::pin(async move {
+            let stream = ai_tmux::paths::connect_or_start(&socket, &exe).await.map_err(std::io::Error::other)?;
+            let (r, w) = stream.into_split();
+            Ok((Box::pin(r) as LinkReader, Box::pin(w) as LinkWriter))
+        })
+    }))
+}
+
+/// Connects over SSH and checks the remote `ai-tmux` (present, and recent enough).
+async fn ssh_connect(opts: &SshOptions) -> std::io::Result<ssh::Connected> {
+    let connected = ssh::connect(opts).await.map_err(|e| std::io::Error::other(e.to_string()))?;
+    let (status, out) = connected
+        .run(&remote("--version"), b"", CALL_TIMEOUT)
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let text = String::from_utf8_lossy(&out).trim().to_string();
+    if status == Some(127) || !text.starts_with("ai-tmux") {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!(
+                "ai-tmux is not installed on {} (looked on PATH and in ~/.local/bin). Install it there, or call \
+                 create_ssh_session with install_ai_tmux: true to upload this pty-mcp's own ai-tmux (same OS and \
+                 architecture only)",
+                connected.target
+            ),
+        ));
+    }
+    // Whether it can keep persistent sessions is decided by its answer to `hello` (a Go ai-tmux,
+    // whatever its version, has no `attach`), not by a version number.
+    tracing::debug!("{} has {text}", connected.target);
+    Ok(connected)
+}
+
+/// Dials the daemon on the SSH host: a new connection each time, running `ai-tmux client`.
+pub fn ssh_dial(opts: Arc<SshOptions>) -> Dial {
+    Arc::new(move || {
+        let opts = opts.clone();
+        Box::pin(async move {
+            let connected = ssh_connect(&opts).await?;
+            let stream =
+                connected.into_stream(&remote("client")).await.map_err(|e| std::io::Error::other(e.to_string()))?;
+            let (r, w) = tokio::io::split(stream);
+            Ok((Box::pin(r) as LinkReader, Box::pin(w) as LinkWriter))
+        })
+    })
+}
+
+/// Uploads this pty-mcp's `ai-tmux` to `~/.local/bin` on the host, when the host's OS and
+/// architecture (`uname -sm`) match ours.
+pub async fn install(opts: &SshOptions) -> Result<String, ToolError> {
+    let connected = ssh::connect(opts).await.map_err(|e| unavailable(e.to_string()))?;
+    let (_, uname) = connected.run("uname -sm", b"", CALL_TIMEOUT).await.map_err(|e| unavailable(e.to_string()))?;
+    let theirs = String::from_utf8_lossy(&uname).trim().to_string();
+    let ours = local_uname();
+    if theirs != ours {
+        return Err(ToolError::new(
+            Code::DaemonUnavailable,
+            format!(
+                "cannot install ai-tmux: {} is {theirs:?}, this machine is {ours:?}; build ai-tmux for it",
+                connected.target
+            ),
+        ));
+    }
+    let binary = std::fs::read(local_binary()?).map_err(|e| unavailable(format!("cannot read ai-tmux: {e}")))?;
+    // Written beside, then renamed: a daemon running the old binary keeps running.
+    let script = "sh -c 'mkdir -p \"$HOME/.local/bin\" && cat > \"$HOME/.local/bin/.ai-tmux.new\" && \
+                  chmod 755 \"$HOME/.local/bin/.ai-tmux.new\" && mv \"$HOME/.local/bin/.ai-tmux.new\" \"$HOME/.local/bin/ai-tmux\"'";
+    let (status, _) = connected
+        .run(script, &binary, Duration::from_secs(120))
+        .await
+        .map_err(|e| unavailable(format!("uploading ai-tmux failed: {e}")))?;
+    if status != Some(0) {
+        return Err(unavailable(format!("uploading ai-tmux to {} failed (exit status {status:?})", connected.target)));
+    }
+    Ok(format!("installed ai-tmux {} in ~/.local/bin on {}", env!("CARGO_PKG_VERSION"), connected.target))
+}
+
+fn local_uname() -> String {
+    let os = match std::env::consts::OS {
+        "linux" => "Linux",
+        "macos" => "Darwin",
+        "freebsd" => "FreeBSD",
+        other => other,
+    };
+    let arch = match std::env::consts::ARCH {
+        "aarch64" if os == "Darwin" => "arm64",
+        arch => arch,
+    };
+    format!("{os} {arch}")
+}
+
+/// Creates or reattaches a persistent session through `dial` and registers it.
+pub async fn open(
+    manager: &SessionManager,
+    settings: Settings,
+    dial: Dial,
+    kind: &'static str,
+    target: String,
+    what: Target,
+    recorder: Option<Recorder>,
+) -> Result<Created, ToolError> {
+    if let Target::Reattach(id) = &what
+        && let Ok(entry) = manager.get(id)
+    {
+        // Already attached here: nothing to do but say where reading stands.
+        return Ok(reattached(&entry));
+    }
+    manager.check_room()?;
+    let daemon = mirror::connect(&dial).await.map_err(unavailable)?;
+    let (id, created) = match what {
+        Target::Reattach(id) => (id, false),
+        Target::Create { command, rows, cols, shell_integration } => {
+            let mut p = json!({"rows": rows, "cols": cols, "shell_integration": shell_integration});
+            if let Some(c) = command {
+                p["command"] = json!(c);
+            }
+            let r =
+                daemon.link.call("create_session", p, CALL_TIMEOUT).await.map_err(|e| unavailable(e.to_string()))?;
+            let id = r["session_id"].as_str().ok_or_else(|| unavailable("ai-tmux returned no session id"))?;
+            (id.to_string(), true)
+        }
+    };
+    let mirror = mirror::attach(daemon, dial, &client_id(), &id, None).await.map_err(|e| {
+        if e.contains("not found") {
+            ToolError::new(
+                Code::SessionNotFound,
+                format!("ai-tmux has no session {id:?}: list_remote_sessions shows the ones it keeps"),
+            )
+        } else {
+            unavailable(e)
+        }
+    })?;
+    let a = mirror.attached.clone();
+    let config = SessionConfig {
+        rows: a.rows,
+        cols: a.cols,
+        buffer_size: settings.buffer_size,
+        start: Offset(a.from),
+        mirror: true,
+    };
+    let entry = manager
+        .create_with_id(kind, target, b"\r", Some(id), || Ok(Session::start(mirror.connection, config, recorder)))?;
+    let s = &entry.session;
+    // The backlog arrives as a stream: have it all before answering, so reads start complete.
+    let mut signal = s.subscribe();
+    let deadline = Instant::now() + CALL_TIMEOUT;
+    let _ = tokio::time::timeout_at(deadline, signal.wait_for(|sig| sig.end.0 >= a.end || !sig.alive)).await;
+    if created {
+        let banner = reply::render(s, Offset(a.from), s.end(), reply::DEFAULT_MAX_OUTPUT);
+        return Ok(Created::new(&entry, banner));
+    }
+    s.advance_read_cursor(Offset(a.read_offset));
+    Ok(reattached(&entry))
+}
+
+/// The reply to a reattach: nothing is consumed; the first read returns what was not read.
+fn reattached(entry: &Entry) -> Created {
+    let s = &entry.session;
+    let unread = s.end().since(s.read_cursor());
+    let mut created = Created::new_unread(entry);
+    created
+        .warnings
+        .push(format!("reattached: {unread} bytes of output you have not read yet; read_output returns them"));
+    created
+}
+
+/// The daemon's sessions, `status` "running", "exited" or all. Works with the Go ai-tmux too
+/// (which ignores the filter: it is applied here as well).
+pub async fn list(dial: &Dial, status: Option<&str>) -> Result<Vec<SessionInfo>, ToolError> {
+    let keep: fn(&SessionInfo) -> bool = match status.unwrap_or("") {
+        "" | "all" => |_| true,
+        "running" | "alive" => |s| s.is_alive,
+        "exited" | "dead" => |s| !s.is_alive,
+        other => return Err(ToolError::invalid(format!("status {other:?}: use running, exited or all"))),
+    };
+    let (r, w) = dial().await.map_err(|e| unavailable(e.to_string()))?;
+    let (link, _events) = Link::open(r, w);
+    let v = link
+        .call("list_sessions", json!({"status": status}), CALL_TIMEOUT)
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    let all: Vec<SessionInfo> =
+        serde_json::from_value(v).map_err(|e| unavailable(format!("ai-tmux answered list_sessions oddly: {e}")))?;
+    Ok(all.into_iter().filter(keep).collect())
+}
