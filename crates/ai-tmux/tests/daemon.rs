@@ -364,3 +364,31 @@ async fn the_daemon_refuses_a_connection_from_another_uid() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("uid"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[tokio::test]
+async fn two_clients_attached_at_once_both_see_the_output() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("private/ai-tmux.sock");
+    let _server = start(&socket).await;
+    let (mut a, mut b) = (connect(&socket).await, connect(&socket).await);
+    let id = a.call("create_session", json!({"command": "bash --norc"})).await["result"]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for peer in [&mut a, &mut b] {
+        assert!(peer.call("attach", json!({"session_id": id, "client": "x"})).await["result"].is_object());
+    }
+    // Both type; the daemon serialises the writes, and each sees both answers.
+    for (peer, word) in [(&mut a, "from-a"), (&mut b, "from-b")] {
+        let data = base64::engine::general_purpose::STANDARD.encode(format!("echo {word}-$((1+1))\r"));
+        peer.call("write", json!({"session_id": id, "data": data})).await;
+    }
+    for peer in [&mut a, &mut b] {
+        let mut text = String::new();
+        while !(text.contains("from-a-2") && text.contains("from-b-2")) {
+            let events = events_until(peer, |e| e["event"] == "output").await;
+            text.push_str(&String::from_utf8_lossy(&output_of(&events).1));
+        }
+    }
+}

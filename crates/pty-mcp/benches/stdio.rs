@@ -341,8 +341,11 @@ impl TestSshd {
         }
         std::fs::copy(d.join("id_ed25519.pub"), d.join("authorized_keys")).ok()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        // Sessions find the ai-tmux built beside pty-mcp, and keep their daemon in the directory.
+        let bin = std::path::Path::new(env!("CARGO_BIN_EXE_pty-mcp")).parent()?.display().to_string();
         let cfg = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {0}/host_key\nAuthorizedKeysFile {0}/authorized_keys\nPidFile {0}/pid\nUsePAM no\nStrictModes no\nPermitRootLogin yes\n",
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {0}/host_key\nAuthorizedKeysFile {0}/authorized_keys\nPidFile {0}/pid\nUsePAM no\nStrictModes no\nPermitRootLogin yes\n\
+             SetEnv PATH={bin}:/usr/local/bin:/usr/bin:/bin XDG_RUNTIME_DIR={0}/run\n",
             d.display()
         );
         std::fs::write(d.join("sshd_config"), cfg).ok()?;
@@ -398,7 +401,59 @@ async fn ssh_figures(peer: &Peer<RoleClient>, connects: usize, rounds: usize) ->
         call(peer, "send_input", json!({"session_id": id, "input": "echo x"})).await?;
         rtt.push(t.elapsed());
     }
-    report("send_input(\"echo x\") over SSH (heuristic: includes the 20 ms prompt confirmation)", &mut rtt);
+    report("send_input(\"echo x\") over SSH, direct session", &mut rtt);
+    persistent_figures(peer, &id, rounds).await
+}
+
+/// `echo` through a persistent session next to a direct one, and replaying a 1 MiB backlog on
+/// reattach, over SSH and on this machine.
+async fn persistent_figures(peer: &Peer<RoleClient>, direct: &str, rounds: usize) -> anyhow::Result<()> {
+    if !std::path::Path::new(env!("CARGO_BIN_EXE_pty-mcp")).with_file_name("ai-tmux").exists() {
+        println!("persistent: skipped (build ai-tmux first: cargo build --release -p ai-tmux)");
+        return Ok(());
+    }
+    let bash = "bash --norc --noprofile";
+    let v = call(peer, "create_ssh_session", json!({"host": "benchbox", "persistent": true, "command": bash})).await?;
+    let id = v["session_id"].as_str().unwrap_or_default().to_string();
+    let (mut through, mut plain) = (Vec::new(), Vec::new());
+    // Interleaved, so that both see the same load.
+    for _ in 0..rounds {
+        for (session, samples) in [(&id, &mut through), (&direct.to_string(), &mut plain)] {
+            let t = Instant::now();
+            let r = call(peer, "send_input", json!({"session_id": session, "input": "echo x"})).await?;
+            samples.push(t.elapsed());
+            anyhow::ensure!(r["output"] == "x\n", "{r}");
+        }
+    }
+    report("send_input(\"echo x\") over SSH, direct session (interleaved)", &mut plain);
+    report("send_input(\"echo x\") over SSH, persistent session through ai-tmux (interleaved)", &mut through);
+    let local = call(peer, "create_local_session", json!({"command": bash, "persistent": true})).await?;
+    let local = local["session_id"].as_str().unwrap_or_default().to_string();
+    for (session, how) in [(&id, "ssh"), (&local, "local")] {
+        let mut replays = Vec::new();
+        for _ in 0..3 {
+            // 1 MiB of output, then the agent goes away; reattaching replays the daemon's ring.
+            let make = "head -c 786432 /dev/zero | base64 -w 1023; echo made";
+            call(peer, "send_input", json!({"session_id": session, "input": make, "timeout_ms": 30000})).await?;
+            call(peer, "detach_session", json!({"session_id": session})).await?;
+            let t = Instant::now();
+            let args = if how == "ssh" {
+                json!({"host": "benchbox", "session_id": session})
+            } else {
+                json!({"session_id": session})
+            };
+            call(peer, if how == "ssh" { "create_ssh_session" } else { "create_local_session" }, args).await?;
+            let r = call(peer, "read_output", json!({"session_id": session, "since_cursor": 0, "max_bytes": 2 << 20}))
+                .await?;
+            replays.push(t.elapsed());
+            let got = r["output"].as_str().unwrap_or_default().len();
+            anyhow::ensure!(got >= 1_000_000, "backlog incomplete: {got} bytes");
+        }
+        report(&format!("reattach and read a 1 MiB backlog ({how}, includes connecting)"), &mut replays);
+    }
+    for session in [&id, &local] {
+        call(peer, "close_session", json!({"session_id": session})).await?;
+    }
     Ok(())
 }
 

@@ -243,3 +243,48 @@ async fn a_host_without_ai_tmux_says_so_and_install_puts_it_there() {
     let id = v["session_id"].as_str().unwrap();
     assert_eq!(output(&s.input(id, "echo installed-ok").await), "installed-ok\n");
 }
+
+/// A stand-in for the Go ai-tmux (which cannot run here): its `--version`, and its basic
+/// protocol, which knows no `hello` and ignores the `status` filter.
+const GO_AI_TMUX: &str = r#"#!/usr/bin/python3
+import json, sys
+if sys.argv[1:] == ["--version"]:
+    print("ai-tmux 0.10.0")
+    sys.exit(0)
+sessions = [
+    {"id": "aaaa000000000001", "name": "", "command": "apt upgrade -y", "is_alive": True,
+     "created_at": "2026-11-26T10:00:00Z", "last_used": "2026-11-26T10:05:00Z"},
+    {"id": "aaaa000000000002", "name": "", "command": "make", "is_alive": False,
+     "created_at": "2026-11-26T09:00:00Z", "last_used": "2026-11-26T09:30:00Z"},
+]
+for line in sys.stdin:
+    req = json.loads(line)
+    if req["method"] == "list_sessions":
+        reply = {"id": req["id"], "result": sessions}
+    else:
+        reply = {"id": req["id"], "error": "unknown method: " + req["method"]}
+    print(json.dumps(reply), flush=True)
+"#;
+
+#[tokio::test]
+async fn a_go_ai_tmux_is_listed_but_not_used_for_persistent_sessions() {
+    use std::os::unix::fs::PermissionsExt;
+    let rt = Runtime::new();
+    let bin = rt.path().join("go-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("ai-tmux"), GO_AI_TMUX).unwrap();
+    std::fs::set_permissions(bin.join("ai-tmux"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display());
+    let sshd = Sshd::start_with(move |_| format!("SetEnv PATH={path}\n")).await;
+    let s = sshd.server().await;
+    let e = s.call_err("create_ssh_session", json!({"host": "testbox", "persistent": true})).await;
+    assert_eq!(e["code"], "DAEMON_UNAVAILABLE", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("basic protocol"), "{e}");
+    let all = s.call("list_remote_sessions", json!({"host": "testbox"})).await;
+    assert_eq!(all["result"].as_array().unwrap().len(), 2, "{all}");
+    let running = s.call("list_remote_sessions", json!({"host": "testbox", "status": "running"})).await;
+    let ids: Vec<&str> = running["result"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["aaaa000000000001"], "the filter works even where the daemon ignores it");
+    let bad = s.call_err("list_remote_sessions", json!({"host": "testbox", "status": "sleeping"})).await;
+    assert_eq!(bad["code"], "INVALID_PARAMS");
+}
