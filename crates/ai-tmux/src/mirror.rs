@@ -85,7 +85,7 @@ pub async fn attach(
     let (session_side, pump_side) = tokio::io::duplex(256 << 10);
     let (reader, writer) = tokio::io::split(session_side);
     let (commands, commands_rx) = mpsc::unbounded_channel();
-    let remote = Arc::new(Remote { commands, problem: Arc::default(), detached: AtomicBool::new(false) });
+    let remote = Arc::new(Remote { commands, problem: Arc::default(), let_go: AtomicBool::new(false) });
     let (exit_tx, exit_rx) = oneshot::channel();
     let (link_up, link_rx) = tokio::sync::watch::channel(true);
     let pump = Pump {
@@ -130,7 +130,8 @@ enum Command {
     Resize(u16, u16),
     Ack(u64),
     Reattach(oneshot::Sender<io::Result<()>>),
-    Close,
+    /// End the program in the daemon; the sender hears when it is done.
+    Close(Option<oneshot::Sender<io::Result<()>>>),
     Detach,
 }
 
@@ -138,7 +139,8 @@ enum Command {
 struct Remote {
     commands: mpsc::UnboundedSender<Command>,
     problem: Arc<Mutex<Option<String>>>,
-    detached: AtomicBool,
+    /// Detached or closed already: dropping the session must not close it (again).
+    let_go: AtomicBool,
 }
 
 impl Control for Remote {
@@ -148,9 +150,21 @@ impl Control for Remote {
 
     fn terminate(&self) {
         // Dropping a detached session must not end the program it left running.
-        if !self.detached.load(Ordering::SeqCst) {
-            let _ = self.commands.send(Command::Close);
+        if !self.let_go.swap(true, Ordering::SeqCst) {
+            let _ = self.commands.send(Command::Close(None));
         }
+    }
+
+    fn end(&self) -> Option<Reattach> {
+        if self.let_go.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        let sent = self.commands.send(Command::Close(Some(tx)));
+        Some(Box::pin(async move {
+            sent.map_err(|_| io::Error::other("the session is gone"))?;
+            rx.await.map_err(|_| io::Error::other("the session is gone"))?
+        }))
     }
 
     fn link_problem(&self) -> Option<String> {
@@ -162,7 +176,7 @@ impl Control for Remote {
     }
 
     fn detach(&self) -> bool {
-        self.detached.store(true, Ordering::SeqCst);
+        self.let_go.store(true, Ordering::SeqCst);
         let _ = self.commands.send(Command::Detach);
         true
     }
@@ -214,10 +228,10 @@ impl Pump {
                 biased;
                 command = commands.recv() => match command {
                     None | Some(Command::Detach) => return,
-                    Some(Command::Close) => {
-                        if let Some(link) = &self.link {
-                            let id = json!({"session_id": self.session_id});
-                            let _ = link.call("close_session", id, CALL_TIMEOUT).await;
+                    Some(Command::Close(done)) => {
+                        let outcome = self.close().await;
+                        if let Some(done) = done {
+                            let _ = done.send(outcome);
                         }
                         return;
                     }
@@ -252,6 +266,21 @@ impl Pump {
                     None => return,
                 },
             }
+        }
+    }
+
+    /// Ends the program in the daemon, reconnecting first if the link is down: closing must not
+    /// leave it running because a link happened to be lost.
+    async fn close(&mut self) -> io::Result<()> {
+        let link = match &self.link {
+            Some(link) => link.clone(),
+            None => Arc::new(connect(&self.dial).await.map_err(io::Error::other)?.link),
+        };
+        match link.call("close_session", json!({"session_id": self.session_id}), CALL_TIMEOUT).await {
+            Ok(_) => Ok(()),
+            // Already gone (exited and swept, or closed by another client): nothing left to end.
+            Err(e) if e.to_string().contains("not found") => Ok(()),
+            Err(e) => Err(io::Error::other(e.to_string())),
         }
     }
 

@@ -396,6 +396,15 @@ impl Session {
         }
     }
 
+    /// [`Session::close`], after the far end confirmed the program is gone where that takes a
+    /// round trip (a persistent session's daemon), waiting at most `timeout` for it.
+    pub async fn close_and_wait(&self, timeout: Duration) {
+        if let Some(ending) = self.control.end() {
+            let _ = tokio::time::timeout(timeout, ending).await;
+        }
+        self.close();
+    }
+
     /// Ends the session: stops the program and its children and wakes every waiter.
     pub fn close(&self) {
         self.control.terminate();

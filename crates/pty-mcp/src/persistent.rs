@@ -195,7 +195,7 @@ pub async fn open(
     recorder: Option<Recorder>,
 ) -> Result<Created, ToolError> {
     if let Target::Reattach(id) = &what
-        && let Ok(entry) = manager.get(id)
+        && let Ok(entry) = manager.get_live(id).await
     {
         // Already attached here: nothing to do but say where reading stands.
         return Ok(reattached(&entry));

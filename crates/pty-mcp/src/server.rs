@@ -377,7 +377,7 @@ impl PtyMcp {
         if let Err(e) = self.audit.before_event(&self.manager, &p.session_id, "close_session", json!({})).await {
             return to_result::<Value>(Err(e));
         }
-        to_result(tools::close_session(&self.manager, &p.session_id, false))
+        to_result(tools::close_session(&self.manager, &p.session_id, false).await)
     }
 
     #[tool(
@@ -416,7 +416,7 @@ impl PtyMcp {
         if let Err(e) = self.audit.before_event(&self.manager, &p.session_id, "detach_session", json!({})).await {
             return to_result::<Value>(Err(e));
         }
-        to_result(tools::close_session(&self.manager, &p.session_id, true))
+        to_result(tools::close_session(&self.manager, &p.session_id, true).await)
     }
 }
 

@@ -836,6 +836,9 @@ pub fn session_info(entry: &Entry, as_list: bool) -> SessionInfo {
     }
 }
 
+/// How long closing a persistent session waits for its daemon to confirm.
+const CLOSE_WAIT: Duration = Duration::from_secs(15);
+
 /// Reply of close_session and detach_session.
 #[derive(Debug, Serialize)]
 pub struct Closed {
@@ -850,7 +853,7 @@ pub struct Closed {
 }
 
 /// Ends a session and forgets it.
-pub fn close_session(manager: &SessionManager, id: &str, detach: bool) -> Result<Closed, ToolError> {
+pub async fn close_session(manager: &SessionManager, id: &str, detach: bool) -> Result<Closed, ToolError> {
     let entry = manager.remove(id)?;
     entry.drop_pending_secret();
     let (exit_code, _) = exit_fields(&entry.session);
@@ -861,7 +864,7 @@ pub fn close_session(manager: &SessionManager, id: &str, detach: bool) -> Result
         );
         return Ok(Closed { success: true, exit_code, note: Some(note) });
     }
-    entry.session.close();
+    entry.session.close_and_wait(CLOSE_WAIT).await;
     let note = detach.then(|| format!("{} sessions cannot outlive the server: the session was closed", entry.kind));
     Ok(Closed { success: true, exit_code, note })
 }

@@ -74,9 +74,15 @@ pub trait Control: Send + Sync + 'static {
     fn reattach(&self) -> Option<Reattach> {
         None
     }
+
+    /// Ends the far end and resolves once it is gone, where that takes a round trip (a
+    /// persistent session's daemon); `None` when [`Control::terminate`] alone does it.
+    fn end(&self) -> Option<Reattach> {
+        None
+    }
 }
 
-/// An attempt to restore a link.
+/// An attempt to restore a link (or to end the far end), resolving when done.
 pub type Reattach = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
 
 /// What the foreground program of a terminal is blocked on.

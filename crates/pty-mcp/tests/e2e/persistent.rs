@@ -214,7 +214,10 @@ async fn an_ssh_job_survives_a_killed_pty_mcp_and_a_cut_link() {
         seen.push_str(&read_until(&s, &id, "after-the-cut").await);
     }
     assert_eq!(lines_with(&seen, "after-the-cut"), ["after-the-cut"], "{seen:?} after {r}");
+    // Closing ends the program in the daemon before it answers.
     s.call("close_session", json!({"session_id": id})).await;
+    let all = s.call("list_remote_sessions", json!({"host": "testbox"})).await;
+    assert!(all["result"].as_array().unwrap().iter().all(|e| e["id"] != id.as_str()), "{all}");
 }
 
 #[tokio::test]
