@@ -181,3 +181,57 @@ async fn read_loop(reader: LinkReader, pending: Pending, closed: Closed, events:
     closed.store(true, Ordering::SeqCst);
     lock(&pending).clear();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncBufReadExt;
+
+    /// A far end that answers each request with `reply(request)`, line by line.
+    fn far_end(reply: fn(&Value) -> Vec<String>) -> (Link, mpsc::Receiver<Event>) {
+        let (ours, theirs) = tokio::io::duplex(1 << 16);
+        let (r, w) = tokio::io::split(ours);
+        tokio::spawn(async move {
+            let (tr, mut tw) = tokio::io::split(theirs);
+            let mut lines = BufReader::new(tr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let req: Value = serde_json::from_str(&line).unwrap();
+                for out in reply(&req) {
+                    tw.write_all(format!("{out}\n").as_bytes()).await.unwrap();
+                }
+            }
+        });
+        Link::open(Box::pin(r), Box::pin(w))
+    }
+
+    #[tokio::test]
+    async fn answers_are_matched_by_id_and_strays_ignored() {
+        // A stray answer with an id nobody sent, an event, then the real answer.
+        let (link, mut events) = far_end(|req| {
+            vec![
+                json!({"id": 999, "result": "stray"}).to_string(),
+                json!({"event": "closed", "session_id": "s"}).to_string(),
+                json!({"id": req["id"], "result": "mine"}).to_string(),
+            ]
+        });
+        let got = link.call("x", json!({}), Duration::from_secs(10)).await;
+        assert_eq!(got, Ok(json!("mine")));
+        assert_eq!(events.recv().await, Some(Event::Closed { session_id: "s".into() }));
+    }
+
+    #[tokio::test]
+    async fn a_far_end_without_hello_means_basic_protocol_and_a_lost_link_fails_calls() {
+        let (link, _events) = far_end(|req| {
+            vec![
+                json!({"id": req["id"], "error": format!("unknown method: {}", req["method"].as_str().unwrap())})
+                    .to_string(),
+            ]
+        });
+        assert_eq!(link.hello(Duration::from_secs(10)).await, Ok(None));
+        let (ours, theirs) = tokio::io::duplex(64);
+        drop(theirs);
+        let (r, w) = tokio::io::split(ours);
+        let (gone, _events) = Link::open(Box::pin(r), Box::pin(w));
+        assert_eq!(gone.call("x", json!({}), Duration::from_secs(10)).await, Err(LinkError::Gone));
+    }
+}

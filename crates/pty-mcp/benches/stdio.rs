@@ -324,6 +324,13 @@ struct TestSshd {
     _child: tokio::process::Child,
 }
 
+impl Drop for TestSshd {
+    /// Stops the ai-tmux daemons the run started (their sockets are under the directory).
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("pkill").arg("-f").arg(self.dir.path()).status();
+    }
+}
+
 impl TestSshd {
     async fn start() -> Option<TestSshd> {
         use tokio::io::AsyncBufReadExt;
