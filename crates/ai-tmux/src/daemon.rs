@@ -22,7 +22,8 @@ use tokio::time::Instant;
 
 use crate::paths;
 use crate::protocol::{
-    Attached, CAPABILITIES, Event, Hello, MAX_CHUNK, MAX_LINE, PROTOCOL, Request, Response, SessionInfo, decode, encode,
+    Attached, CAPABILITIES, Event, Hello, MAX_CHUNK, MAX_LINE, PROTOCOL, Request, Response, SessionInfo, decode,
+    encode, status_filter,
 };
 
 const DEFAULT_TIMEOUT_MS: u64 = 5000;
@@ -68,6 +69,22 @@ struct Entry {
 }
 
 impl Entry {
+    fn new(name: String, command: String, session: Session, shell_token: Option<String>) -> Entry {
+        let now = SystemTime::now();
+        Entry {
+            name,
+            command,
+            session,
+            shell_token,
+            created_at: now,
+            last_used: Mutex::new(now),
+            last_attached: Mutex::new(None),
+            attached: Mutex::new(0),
+            reads: Mutex::default(),
+            inputs: Mutex::default(),
+        }
+    }
+
     fn info(&self, id: &str) -> SessionInfo {
         SessionInfo {
             id: id.to_string(),
@@ -258,12 +275,7 @@ impl Daemon {
     }
 
     fn list(&self, status: Option<&str>) -> Result<Vec<SessionInfo>, String> {
-        let keep: fn(&SessionInfo) -> bool = match status.unwrap_or("") {
-            "" | "all" => |_| true,
-            "running" | "alive" => |s| s.is_alive,
-            "exited" | "dead" => |s| !s.is_alive,
-            other => return Err(format!("status {other:?}: use running, exited or all")),
-        };
+        let keep = status_filter(status)?;
         let sessions = lock(&self.sessions);
         let mut list: Vec<_> = sessions.iter().map(|(id, e)| (e.created_at, e.info(id))).collect();
         list.sort_by_key(|(created, _)| *created);
@@ -289,19 +301,7 @@ impl Daemon {
         let session = Session::start(conn, config, None);
         session.settle(Settle::after_input(Offset(0), QUIET), Instant::now() + Duration::from_secs(2)).await;
         let id = format!("{:016x}", rand::random::<u64>());
-        let now = SystemTime::now();
-        let entry = Arc::new(Entry {
-            name: name.clone(),
-            command,
-            session,
-            shell_token,
-            created_at: now,
-            last_used: Mutex::new(now),
-            last_attached: Mutex::new(None),
-            attached: Mutex::new(0),
-            reads: Mutex::default(),
-            inputs: Mutex::default(),
-        });
+        let entry = Arc::new(Entry::new(name.clone(), command, session, shell_token));
         lock(&self.sessions).insert(id.clone(), entry);
         Ok(json!({"session_id": id, "type": "pty", "name": name}))
     }
@@ -570,19 +570,7 @@ mod tests {
 
     fn entry(command: &str) -> (String, Arc<Entry>) {
         let conn = local::spawn(&LocalCommand::parse(command).unwrap()).unwrap();
-        let now = SystemTime::now();
-        let e = Entry {
-            name: String::new(),
-            command: command.into(),
-            session: Session::start(conn, SessionConfig::default(), None),
-            shell_token: None,
-            created_at: now,
-            last_used: Mutex::new(now),
-            last_attached: Mutex::new(None),
-            attached: Mutex::new(0),
-            reads: Mutex::default(),
-            inputs: Mutex::default(),
-        };
+        let e = Entry::new(String::new(), command.into(), Session::start(conn, SessionConfig::default(), None), None);
         (format!("{:016x}", rand::random::<u64>()), Arc::new(e))
     }
 

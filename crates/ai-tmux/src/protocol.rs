@@ -170,6 +170,19 @@ pub struct SessionInfo {
     pub attached: usize,
 }
 
+/// The `status` filter of `list_sessions`: `running`, `exited`, or `all` (also when absent).
+///
+/// # Errors
+/// For any other word.
+pub fn status_filter(status: Option<&str>) -> Result<fn(&SessionInfo) -> bool, String> {
+    match status.unwrap_or("") {
+        "" | "all" => Ok(|_| true),
+        "running" | "alive" => Ok(|s| s.is_alive),
+        "exited" | "dead" => Ok(|s| !s.is_alive),
+        other => Err(format!("status {other:?}: use running, exited or all")),
+    }
+}
+
 /// Bytes as the protocol carries them.
 pub fn encode(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use ai_tmux::client::{Link, LinkReader, LinkWriter};
 use ai_tmux::mirror::{self, CALL_TIMEOUT, Dial};
-use ai_tmux::protocol::SessionInfo;
+use ai_tmux::protocol::{SessionInfo, status_filter};
 use engine::record::Recorder;
 use engine::{Offset, Session, SessionConfig};
 use serde_json::json;
@@ -262,12 +262,7 @@ fn reattached(entry: &Entry) -> Created {
 /// The daemon's sessions, `status` "running", "exited" or all. Works with the Go ai-tmux too
 /// (which ignores the filter: it is applied here as well).
 pub async fn list(dial: &Dial, status: Option<&str>) -> Result<Vec<SessionInfo>, ToolError> {
-    let keep: fn(&SessionInfo) -> bool = match status.unwrap_or("") {
-        "" | "all" => |_| true,
-        "running" | "alive" => |s| s.is_alive,
-        "exited" | "dead" => |s| !s.is_alive,
-        other => return Err(ToolError::invalid(format!("status {other:?}: use running, exited or all"))),
-    };
+    let keep = status_filter(status).map_err(ToolError::invalid)?;
     let (r, w) = dial().await.map_err(|e| unavailable(e.to_string()))?;
     let (link, _events) = Link::open(r, w);
     let v = link

@@ -50,32 +50,23 @@ fn lines_with(text: &str, prefix: &str) -> Vec<String> {
     text.lines().map(str::trim).filter(|l| l.starts_with(prefix)).map(String::from).collect()
 }
 
-/// Reads (consuming) until a line is `line`, returning everything read.
-async fn read_until(s: &Server, id: &str, line: &str) -> String {
+/// Reads (consuming) until a line satisfies `done`, returning everything read.
+async fn read_until_line(s: &Server, id: &str, done: impl Fn(&str) -> bool) -> String {
     let mut all = String::new();
     tokio::time::timeout(STEP, async {
-        while !all.lines().any(|l| l.trim() == line) {
+        while !all.lines().any(|l| done(l.trim())) {
             let r = s.call("read_output", json!({"session_id": id, "timeout": 10})).await;
             all.push_str(output(&r));
         }
     })
     .await
-    .unwrap_or_else(|_| panic!("no line {line:?} in time; read so far: {all:?}"));
+    .unwrap_or_else(|_| panic!("not in time; read so far: {all:?}"));
     all
 }
 
-/// Reads until a line starts with `prefix`.
-async fn read_until_prefix(s: &Server, id: &str, prefix: &str) -> String {
-    let mut all = String::new();
-    tokio::time::timeout(STEP, async {
-        while lines_with(&all, prefix).is_empty() {
-            let r = s.call("read_output", json!({"session_id": id, "timeout": 10})).await;
-            all.push_str(output(&r));
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no line starting {prefix:?} in time; read so far: {all:?}"));
-    all
+/// Reads until a line is `line`.
+async fn read_until(s: &Server, id: &str, line: &str) -> String {
+    read_until_line(s, id, |l| l == line).await
 }
 
 const TICKS: &str = "for i in 1 2 3 4 5; do echo tick$i; sleep 1; done";
@@ -159,7 +150,7 @@ async fn a_secret_reaches_a_program_in_a_persistent_session() {
     let id = v["session_id"].as_str().unwrap().to_string();
     s.call("send_input", json!({"session_id": id, "input": READ_SECRET, "wait_for": "Password:"})).await;
     s.call("send_secret", json!({"session_id": id, "prompt": "Password for the test"})).await;
-    let got = read_until_prefix(&s, &id, "got ").await;
+    let got = read_until_line(&s, &id, |l| l.starts_with("got ")).await;
     assert!(got.contains(&format!("got {} {}", SECRET.len(), sha256_prefix(SECRET))), "{got}");
     assert!(!got.contains(SECRET.trim()), "{got}");
 }
