@@ -210,13 +210,13 @@ mod tests {
         let (link, mut events) = far_end(|req| {
             vec![
                 json!({"id": 999, "result": "stray"}).to_string(),
-                json!({"event": "closed", "session_id": "s"}).to_string(),
+                json!({"event": "exit", "session_id": "s", "exit_code": 0, "signal": null}).to_string(),
                 json!({"id": req["id"], "result": "mine"}).to_string(),
             ]
         });
         let got = link.call("x", json!({}), Duration::from_secs(10)).await;
         assert_eq!(got, Ok(json!("mine")));
-        assert_eq!(events.recv().await, Some(Event::Closed { session_id: "s".into() }));
+        assert_eq!(events.recv().await, Some(Event::Exit { session_id: "s".into(), exit_code: Some(0), signal: None }));
     }
 
     #[tokio::test]

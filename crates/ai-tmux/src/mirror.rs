@@ -308,7 +308,6 @@ impl Pump {
                 }
             }
             Event::Exit { exit_code, signal, .. } => self.ended(Some(Exit { code: exit_code, signal }), None).await,
-            Event::Closed { .. } => self.ended(None, Some("[pty-mcp: the session was closed in ai-tmux]")).await,
         }
     }
 

@@ -76,7 +76,8 @@ pub enum Event {
         /// The bytes, base64.
         data: String,
     },
-    /// The session's program ended (sent after its last output).
+    /// The session's program ended, by itself or because a client closed the session (sent
+    /// after its last output).
     Exit {
         /// The session.
         session_id: String,
@@ -84,11 +85,6 @@ pub enum Event {
         exit_code: Option<i32>,
         /// The signal that killed it.
         signal: Option<i32>,
-    },
-    /// The session was closed (by this or another client) and is gone.
-    Closed {
-        /// The session.
-        session_id: String,
     },
 }
 
