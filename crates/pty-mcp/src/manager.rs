@@ -218,9 +218,15 @@ fn not_found(id: &str) -> ToolError {
 }
 
 /// Live sessions are never reaped for idleness (a long job must not be killed because the agent
-/// was quiet); ended ones are forgotten once nobody has looked at them for a while.
+/// was quiet); ended ones are forgotten once nobody has looked at them for a while. A forgotten
+/// persistent session is detached, not closed: its daemon keeps it for other readers.
 fn forget_old_ended(sessions: &mut HashMap<String, Arc<Entry>>) {
     let now = SystemTime::now();
-    sessions
-        .retain(|_, e| e.session.is_alive() || now.duration_since(e.last_used()).unwrap_or_default() < ENDED_RETENTION);
+    sessions.retain(|_, e| {
+        let keep = e.session.is_alive() || now.duration_since(e.last_used()).unwrap_or_default() < ENDED_RETENTION;
+        if !keep {
+            e.session.detach();
+        }
+        keep
+    });
 }

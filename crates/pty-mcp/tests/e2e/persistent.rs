@@ -147,10 +147,20 @@ async fn a_secret_reaches_a_program_in_a_persistent_session() {
     let askpass = op.askpass();
     let s = Server::start_with_env(&[rt.env(), ("PTY_MCP_ASKPASS", &askpass)]).await;
     let v = s.call("create_local_session", json!({"command": "bash --norc --noprofile", "persistent": true})).await;
-    let id = v["session_id"].as_str().unwrap().to_string();
+    send_secret_through(&s, v["session_id"].as_str().unwrap()).await;
+    // And in a persistent session on an SSH host.
+    let sshd = sshd_with_ai_tmux(&rt).await;
+    let s = sshd.server_with(&[("PTY_MCP_ASKPASS", &askpass)]).await;
+    let args = json!({"host": "testbox", "persistent": true, "command": "bash --norc --noprofile"});
+    let v = s.call("create_ssh_session", args).await;
+    send_secret_through(&s, v["session_id"].as_str().unwrap()).await;
+}
+
+/// A program reads a password; the operator's secret reaches it, and only it.
+async fn send_secret_through(s: &Server, id: &str) {
     s.call("send_input", json!({"session_id": id, "input": READ_SECRET, "wait_for": "Password:"})).await;
     s.call("send_secret", json!({"session_id": id, "prompt": "Password for the test"})).await;
-    let got = read_until_line(&s, &id, |l| l.starts_with("got ")).await;
+    let got = read_until_line(s, id, |l| l.starts_with("got ")).await;
     assert!(got.contains(&format!("got {} {}", SECRET.len(), sha256_prefix(SECRET))), "{got}");
     assert!(!got.contains(SECRET.trim()), "{got}");
 }
@@ -192,6 +202,8 @@ async fn an_ssh_job_survives_a_killed_pty_mcp_and_a_cut_link() {
     s.call("create_ssh_session", json!({"host": "testbox", "session_id": id})).await;
     seen.push_str(&read_until(&s, &id, "tick5").await);
     assert_eq!(lines_with(&seen, "tick"), ["tick1", "tick2", "tick3", "tick4", "tick5"], "{seen:?}");
+    let args = json!({"session_id": id, "input": "sleep 1; echo remote-ready", "wait_for": "^remote-ready", "wait_for_timeout": 30});
+    assert_eq!(s.call("send_input", args).await["matched"], true);
     // The link is cut (sshd's connection processes killed): the next call reattaches.
     for pid in sshd.connection_processes() {
         let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();

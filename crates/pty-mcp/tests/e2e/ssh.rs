@@ -89,7 +89,7 @@ impl Sshd {
     }
 
     /// pty-mcp with a private HOME, this server's ssh_config, no agent, and `extra`.
-    async fn server_with(&self, extra: &[(&str, &str)]) -> Server {
+    pub async fn server_with(&self, extra: &[(&str, &str)]) -> Server {
         let home = self.path("home");
         std::fs::create_dir_all(&home).unwrap();
         let config = self.path("ssh_config");
