@@ -47,17 +47,21 @@ pub struct Daemon {
 /// Dials and says hello.
 ///
 /// # Errors
-/// When the connection fails, or the daemon lacks the extensions (the Go ai-tmux).
-pub async fn connect(dial: &Dial) -> Result<Daemon, String> {
-    let (reader, writer) = dial().await.map_err(|e| format!("cannot reach ai-tmux: {e}"))?;
+/// The dialer's own error, untouched (its kind and source tell what failed); `Unsupported` when
+/// the daemon lacks the extensions (the Go ai-tmux); others when it does not answer.
+pub async fn connect(dial: &Dial) -> io::Result<Daemon> {
+    let (reader, writer) = dial().await?;
     let (link, events) = Link::open(reader, writer);
-    match link.hello(CALL_TIMEOUT).await.map_err(|e| e.to_string())? {
+    let hello = link.hello(CALL_TIMEOUT).await.map_err(|e| io::Error::other(format!("ai-tmux: {e}")))?;
+    match hello {
         Some(hello) if hello.capabilities.iter().any(|c| c == "attach") => {
             Ok(Daemon { link, events, version: hello.version })
         }
-        _ => Err("this ai-tmux speaks only the basic protocol (the Go version?): persistent sessions need \
-                  attach and read_since, from the ai-tmux that comes with this pty-mcp (install_ai_tmux: true)"
-            .into()),
+        _ => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this ai-tmux speaks only the basic protocol (the Go version?): persistent sessions need attach \
+             and read_since, from the ai-tmux that comes with this pty-mcp (install_ai_tmux: true)",
+        )),
     }
 }
 
@@ -274,7 +278,7 @@ impl Pump {
     async fn close(&mut self) -> io::Result<()> {
         let link = match &self.link {
             Some(link) => link.clone(),
-            None => Arc::new(connect(&self.dial).await.map_err(io::Error::other)?.link),
+            None => Arc::new(connect(&self.dial).await?.link),
         };
         match link.call("close_session", json!({"session_id": self.session_id}), CALL_TIMEOUT).await {
             Ok(_) => Ok(()),
@@ -354,7 +358,7 @@ impl Pump {
         if self.link.is_some() || self.side.is_none() {
             return Ok(());
         }
-        let daemon = connect(&self.dial).await.map_err(io::Error::other)?;
+        let daemon = connect(&self.dial).await?;
         match attach_call(&daemon.link, &self.client, &self.session_id, self.received).await {
             Ok(attached) => {
                 // Input the daemon never got goes again, ahead of anything typed since.

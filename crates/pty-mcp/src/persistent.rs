@@ -64,6 +64,16 @@ fn unavailable(message: impl Into<String>) -> ToolError {
     ToolError { code: Code::DaemonUnavailable, message: message.into(), retryable: true }
 }
 
+/// What reaching the daemon failed on, in the codes of the step that failed: SSH's own
+/// (authentication, host key…), ai-tmux missing, or the daemon unreachable or too basic.
+fn reach_error(e: std::io::Error) -> ToolError {
+    if let Some(ssh) = e.get_ref().and_then(|inner| inner.downcast_ref::<ssh::SshError>()) {
+        return crate::ssh::ssh_error(ssh);
+    }
+    let retryable = !matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::Unsupported);
+    ToolError { code: Code::DaemonUnavailable, message: e.to_string(), retryable }
+}
+
 /// The local `ai-tmux`: `PTY_MCP_AI_TMUX`, else the one beside this binary, else on PATH.
 pub fn local_binary() -> Result<PathBuf, ToolError> {
     if let Some(p) = std::env::var_os("PTY_MCP_AI_TMUX") {
@@ -103,11 +113,8 @@ pub fn local_dial() -> Result<Dial, ToolError> {
 
 /// Connects over SSH and checks the remote `ai-tmux` (present, and recent enough).
 async fn ssh_connect(opts: &SshOptions) -> std::io::Result<ssh::Connected> {
-    let connected = ssh::connect(opts).await.map_err(|e| std::io::Error::other(e.to_string()))?;
-    let (status, out) = connected
-        .run(&remote("--version"), b"", CALL_TIMEOUT)
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let connected = ssh::connect(opts).await.map_err(std::io::Error::other)?;
+    let (status, out) = connected.run(&remote("--version"), b"", CALL_TIMEOUT).await.map_err(std::io::Error::other)?;
     let text = String::from_utf8_lossy(&out).trim().to_string();
     if status == Some(127) || !text.starts_with("ai-tmux") {
         return Err(std::io::Error::new(
@@ -132,8 +139,7 @@ pub fn ssh_dial(opts: Arc<SshOptions>) -> Dial {
         let opts = opts.clone();
         Box::pin(async move {
             let connected = ssh_connect(&opts).await?;
-            let stream =
-                connected.into_stream(&remote("client")).await.map_err(|e| std::io::Error::other(e.to_string()))?;
+            let stream = connected.into_stream(&remote("client")).await.map_err(std::io::Error::other)?;
             let (r, w) = tokio::io::split(stream);
             Ok((Box::pin(r) as LinkReader, Box::pin(w) as LinkWriter))
         })
@@ -143,7 +149,7 @@ pub fn ssh_dial(opts: Arc<SshOptions>) -> Dial {
 /// Uploads this pty-mcp's `ai-tmux` to `~/.local/bin` on the host, when the host's OS and
 /// architecture (`uname -sm`) match ours.
 pub async fn install(opts: &SshOptions) -> Result<String, ToolError> {
-    let connected = ssh::connect(opts).await.map_err(|e| unavailable(e.to_string()))?;
+    let connected = ssh::connect(opts).await.map_err(|e| crate::ssh::ssh_error(&e))?;
     let (_, uname) = connected.run("uname -sm", b"", CALL_TIMEOUT).await.map_err(|e| unavailable(e.to_string()))?;
     let theirs = String::from_utf8_lossy(&uname).trim().to_string();
     let ours = local_uname();
@@ -201,7 +207,7 @@ pub async fn open(
         return Ok(reattached(&entry));
     }
     manager.check_room()?;
-    let daemon = mirror::connect(&dial).await.map_err(unavailable)?;
+    let daemon = mirror::connect(&dial).await.map_err(reach_error)?;
     let (id, created) = match what {
         Target::Reattach(id) => (id, false),
         Target::Create { command, rows, cols, shell_integration } => {
@@ -263,7 +269,7 @@ fn reattached(entry: &Entry) -> Created {
 /// (which ignores the filter: it is applied here as well).
 pub async fn list(dial: &Dial, status: Option<&str>) -> Result<Vec<SessionInfo>, ToolError> {
     let keep = status_filter(status).map_err(ToolError::invalid)?;
-    let (r, w) = dial().await.map_err(|e| unavailable(e.to_string()))?;
+    let (r, w) = dial().await.map_err(reach_error)?;
     let (link, _events) = Link::open(r, w);
     let v = link
         .call("list_sessions", json!({"status": status}), CALL_TIMEOUT)

@@ -47,8 +47,8 @@ fn policy(p: &SshTargetParams, configured: Option<&str>) -> Result<HostKeyPolicy
     }
 }
 
-fn ssh_error(e: SshError) -> ToolError {
-    let (code, retryable) = match &e {
+pub fn ssh_error(e: &SshError) -> ToolError {
+    let (code, retryable) = match e {
         SshError::Connect(_) => (Code::SshConnectFailed, true),
         SshError::Auth(_) => (Code::SshAuthFailed, false),
         SshError::HostKeyUnknown(_) => (Code::SshHostKeyUnknown, false),
@@ -158,7 +158,7 @@ pub async fn create_ssh_session(
     opts.command = command;
     opts.env = p.env.unwrap_or_default().into_iter().collect();
     (opts.rows, opts.cols, opts.shell_integration) = (rows, cols, shell_integration);
-    let opened = ssh::open(opts).await.map_err(ssh_error)?;
+    let opened = ssh::open(opts).await.map_err(|e| ssh_error(&e))?;
     let config = SessionConfig { rows, cols, buffer_size: settings.buffer_size, ..SessionConfig::default() };
     let target = opened.target.clone();
     let entry =

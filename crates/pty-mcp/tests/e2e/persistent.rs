@@ -293,4 +293,12 @@ async fn a_go_ai_tmux_is_listed_but_not_used_for_persistent_sessions() {
     assert_eq!(ids, ["aaaa000000000001"], "the filter works even where the daemon ignores it");
     let bad = s.call_err("list_remote_sessions", json!({"host": "testbox", "status": "sleeping"})).await;
     assert_eq!(bad["code"], "INVALID_PARAMS");
+    // SSH's own failures keep their codes on the way to the daemon.
+    sshd.write_client_config(&["id_other"]);
+    for (tool, args) in [
+        ("create_ssh_session", json!({"host": "testbox", "persistent": true})),
+        ("list_remote_sessions", json!({"host": "testbox"})),
+    ] {
+        assert_eq!(s.call_err(tool, args).await["code"], "SSH_AUTH_FAILED");
+    }
 }

@@ -67,7 +67,7 @@ impl Sshd {
     }
 
     /// pty-mcp's ssh_config: alias `testbox` for this server, keys tried in `identities` order.
-    fn write_client_config(&self, identities: &[&str]) {
+    pub fn write_client_config(&self, identities: &[&str]) {
         let ids: String = identities.iter().map(|i| format!("  IdentityFile {}\n", self.path(i).display())).collect();
         let text = format!(
             "Host testbox\n  HostName 127.0.0.1\n  Port {}\n  User root\n{ids}  IdentitiesOnly yes\n  IdentityAgent none\n\

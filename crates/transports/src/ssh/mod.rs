@@ -99,6 +99,8 @@ impl std::fmt::Display for SshError {
     }
 }
 
+impl std::error::Error for SshError {}
+
 /// What the host-key check decided, kept for the error message.
 #[derive(Default)]
 struct KeyCheck {
