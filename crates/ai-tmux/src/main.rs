@@ -23,7 +23,7 @@ struct Cli {
 enum Command {
     /// Run the daemon.
     Server {
-        /// Socket path (default: a private directory under $XDG_RUNTIME_DIR or ~/.ai-tmux).
+        /// Socket path (default: $AI_TMUX_SOCKET, else ~/.ai-tmux/<host>.sock).
         #[arg(long)]
         socket: Option<PathBuf>,
         /// Accepted for compatibility with the Go ai-tmux and ignored: a running job is never

@@ -1,9 +1,11 @@
 //! Where the daemon listens, and the checks both ends make before trusting that place.
 //!
-//! The socket lives in a directory only its user can enter: `$XDG_RUNTIME_DIR/ai-tmux/`, else
-//! `~/.ai-tmux/` (never a guessable world-writable path like `/tmp`, where another user could
-//! put a socket of their own first and capture keystrokes). The daemon checks each peer's uid;
-//! the client checks the socket's owner before sending a byte.
+//! The socket lives in `~/.ai-tmux/`, a directory only its user can enter (never a guessable
+//! world-writable path like `/tmp`, where another user could put a socket of their own first and
+//! capture keystrokes), named after the host so that a home shared over NFS serves each machine
+//! its own daemon. Not `$XDG_RUNTIME_DIR`: that directory is removed when the user's last login
+//! ends, which is exactly when a daemon keeping tomorrow's jobs must stay reachable. The daemon
+//! checks each peer's uid; the client checks the socket's owner before sending a byte.
 
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
@@ -16,12 +18,28 @@ use tokio::net::{UnixListener, UnixStream};
 /// How long a client waits for a daemon it started to say it listens.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `$XDG_RUNTIME_DIR/ai-tmux/ai-tmux.sock`, else `~/.ai-tmux/ai-tmux.sock`.
+/// `$AI_TMUX_SOCKET`, else `~/.ai-tmux/<host>.sock`.
 pub fn default_socket() -> PathBuf {
-    let dir = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(|d| PathBuf::from(d).join("ai-tmux"))
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/".into())).join(".ai-tmux"));
-    dir.join("ai-tmux.sock")
+    if let Some(path) = std::env::var_os("AI_TMUX_SOCKET").filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/".into()));
+    home.join(".ai-tmux").join(format!("{}.sock", host_name()))
+}
+
+/// This machine's name, as far as it is safe in a file name (a socket path is short: at most
+/// 32 characters of it).
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into our buffer.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let raw = if ok { &buf[..buf.iter().position(|&b| b == 0).unwrap_or(buf.len())] } else { &[][..] };
+    let name: String = String::from_utf8_lossy(raw)
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+        .take(32)
+        .collect();
+    if name.is_empty() { "localhost".into() } else { name }
 }
 
 fn my_uid() -> u32 {
@@ -63,16 +81,16 @@ pub async fn connect_checked(socket: &Path) -> std::io::Result<UnixStream> {
     UnixStream::connect(socket).await
 }
 
-/// Takes the start-up lock (`ai-tmux.lock` beside the socket), waiting for another starting
+/// Takes the start-up lock (the socket's name with `.lock`, beside it), waiting for another starting
 /// daemon to finish binding. Released when the returned file is dropped.
-async fn startup_lock(dir: &Path) -> anyhow::Result<std::fs::File> {
+async fn startup_lock(socket: &Path) -> anyhow::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .create(true)
         .write(true)
         .truncate(false)
         .mode(0o600)
-        .open(dir.join("ai-tmux.lock"))?;
+        .open(socket.with_extension("lock"))?;
     // flock blocks, so it waits on a blocking thread; the holder keeps it for milliseconds.
     tokio::task::spawn_blocking(move || {
         // SAFETY: flock on a descriptor we own.
@@ -93,8 +111,8 @@ async fn startup_lock(dir: &Path) -> anyhow::Result<std::fs::File> {
 /// # Errors
 /// When the directory is not private or the socket cannot be bound.
 pub async fn bind_once(socket: &Path) -> anyhow::Result<Option<UnixListener>> {
-    let dir = private_dir(socket)?;
-    let _lock = startup_lock(&dir).await?;
+    private_dir(socket)?;
+    let _lock = startup_lock(socket).await?;
     if connect_checked(socket).await.is_ok() {
         return Ok(None);
     }

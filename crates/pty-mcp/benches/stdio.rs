@@ -352,7 +352,7 @@ impl TestSshd {
         let bin = std::path::Path::new(env!("CARGO_BIN_EXE_pty-mcp")).parent()?.display().to_string();
         let cfg = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {0}/host_key\nAuthorizedKeysFile {0}/authorized_keys\nPidFile {0}/pid\nUsePAM no\nStrictModes no\nPermitRootLogin yes\n\
-             SetEnv PATH={bin}:/usr/local/bin:/usr/bin:/bin XDG_RUNTIME_DIR={0}/run\n",
+             SetEnv PATH={bin}:/usr/local/bin:/usr/bin:/bin AI_TMUX_SOCKET={0}/run/ai-tmux.sock\n",
             d.display()
         );
         std::fs::write(d.join("sshd_config"), cfg).ok()?;

@@ -12,11 +12,15 @@ use crate::ssh::Sshd;
 /// A private runtime directory for the daemons a test starts; they are stopped with it.
 struct Runtime {
     dir: tempfile::TempDir,
+    /// Where the daemon's socket goes.
+    socket: String,
 }
 
 impl Runtime {
     fn new() -> Runtime {
-        Runtime { dir: tempfile::tempdir().unwrap() }
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("ai-tmux/ai-tmux.sock").display().to_string();
+        Runtime { dir, socket }
     }
 
     fn path(&self) -> &Path {
@@ -24,7 +28,7 @@ impl Runtime {
     }
 
     fn env(&self) -> (&'static str, &str) {
-        ("XDG_RUNTIME_DIR", self.path().to_str().unwrap())
+        ("AI_TMUX_SOCKET", &self.socket)
     }
 
     /// Stops the daemons started under this directory (their command line names the socket).
@@ -168,8 +172,8 @@ async fn send_secret_through(s: &Server, id: &str) {
 /// sshd whose sessions find the built ai-tmux on PATH and keep their daemon in `rt`.
 async fn sshd_with_ai_tmux(rt: &Runtime) -> Sshd {
     let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin_dir().display());
-    let runtime = rt.path().display().to_string();
-    Sshd::start_with(move |_| format!("SetEnv PATH={path} XDG_RUNTIME_DIR={runtime}\n")).await
+    let socket = rt.socket.clone();
+    Sshd::start_with(move |_| format!("SetEnv PATH={path} AI_TMUX_SOCKET={socket}\n")).await
 }
 
 #[tokio::test]
@@ -226,12 +230,12 @@ async fn an_ssh_job_survives_a_killed_pty_mcp_and_a_cut_link() {
 #[tokio::test]
 async fn a_host_without_ai_tmux_says_so_and_install_puts_it_there() {
     let rt = Runtime::new();
-    let runtime = rt.path().display().to_string();
+    let socket = rt.socket.clone();
     let home = rt.path().join("remote-home");
     std::fs::create_dir_all(&home).unwrap();
     let home_s = home.display().to_string();
     let sshd = Sshd::start_with(move |_| {
-        format!("SetEnv PATH=/usr/local/bin:/usr/bin:/bin XDG_RUNTIME_DIR={runtime} HOME={home_s}\n")
+        format!("SetEnv PATH=/usr/local/bin:/usr/bin:/bin AI_TMUX_SOCKET={socket} HOME={home_s}\n")
     })
     .await;
     let s = sshd.server().await;
