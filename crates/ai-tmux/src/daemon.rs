@@ -115,11 +115,26 @@ fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// How the daemon runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// What is kept, for how long.
+    pub retention: Retention,
+    /// Output bytes kept per session (what a reattaching client can replay).
+    pub buffer_size: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { retention: Retention::default(), buffer_size: 1 << 20 }
+    }
+}
+
 /// The daemon's sessions.
 #[derive(Default)]
 pub struct Daemon {
     sessions: Mutex<HashMap<String, Arc<Entry>>>,
-    retention: Retention,
+    options: Options,
 }
 
 /// Lines to one client: responses and events share the connection's writer.
@@ -129,9 +144,9 @@ type Outbox = mpsc::Sender<String>;
 type Attachments = Arc<Mutex<HashMap<String, JoinHandle<()>>>>;
 
 impl Daemon {
-    /// A daemon keeping sessions as `retention` says.
-    pub fn new(retention: Retention) -> Daemon {
-        Daemon { sessions: Mutex::default(), retention }
+    /// A daemon keeping sessions as `options` say.
+    pub fn new(options: Options) -> Daemon {
+        Daemon { sessions: Mutex::default(), options }
     }
 
     fn get(&self, params: &Value) -> Result<(String, Arc<Entry>), String> {
@@ -297,7 +312,12 @@ impl Daemon {
         }
         let conn = local::spawn(&cmd).map_err(|e| e.to_string())?;
         let shell_token = conn.shell_token.clone();
-        let config = SessionConfig { rows: cmd.rows, cols: cmd.cols, ..SessionConfig::default() };
+        let config = SessionConfig {
+            rows: cmd.rows,
+            cols: cmd.cols,
+            buffer_size: self.options.buffer_size,
+            ..SessionConfig::default()
+        };
         let session = Session::start(conn, config, None);
         session.settle(Settle::after_input(Offset(0), QUIET), Instant::now() + Duration::from_secs(2)).await;
         let id = format!("{:016x}", rand::random::<u64>());
@@ -383,7 +403,7 @@ impl Daemon {
     /// Forgets exited sessions and closes abandoned ones, as the retention says. Attached
     /// sessions are never touched, and a running job is never killed for being quiet.
     fn sweep(&self, now: SystemTime) {
-        let r = self.retention;
+        let r = self.options.retention;
         lock(&self.sessions).retain(|id, e| {
             if *lock(&e.attached) > 0 {
                 return true;
@@ -454,13 +474,13 @@ fn output_reply(s: &Session, from: Offset, complete: bool) -> Value {
 ///
 /// # Errors
 /// When the directory is not private or the socket cannot be bound.
-pub async fn serve(socket: &Path, retention: Retention, ready: impl FnOnce()) -> anyhow::Result<()> {
+pub async fn serve(socket: &Path, options: Options, ready: impl FnOnce()) -> anyhow::Result<()> {
     let Some(listener) = paths::bind_once(socket).await? else {
         ready();
         return Ok(());
     };
     ready();
-    let daemon = Arc::new(Daemon::new(retention));
+    let daemon = Arc::new(Daemon::new(options));
     let sweeper = daemon.clone();
     // Retention is counted in hours and days: a sweep a minute is plenty, and costs nothing.
     tokio::spawn(async move {
@@ -576,7 +596,8 @@ mod tests {
 
     #[tokio::test]
     async fn retention_closes_abandoned_sessions_only() {
-        let daemon = Daemon::new(Retention { unattached: Duration::from_secs(100), exited: Duration::from_secs(10) });
+        let retention = Retention { unattached: Duration::from_secs(100), exited: Duration::from_secs(10) };
+        let daemon = Daemon::new(Options { retention, ..Options::default() });
         let (running, r) = entry("sleep 1000");
         let (attached, a) = entry("sleep 1000");
         let (exited, x) = entry("true");

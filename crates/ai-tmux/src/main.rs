@@ -33,6 +33,9 @@ enum Command {
         /// Close sessions nobody attached to for this long, running or not (e.g. 7d, 12h).
         #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
         retention: Duration,
+        /// Output bytes kept per session, for clients reattaching (64 KiB to 32 MiB).
+        #[arg(long, default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(65536..=33554432))]
+        buffer_size: u64,
     },
     /// Bridge stdin/stdout to the daemon, starting it if needed.
     Client {
@@ -63,13 +66,14 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
-            Command::Server { socket, retention, .. } => {
+            Command::Server { socket, retention, buffer_size, .. } => {
                 let socket = socket.unwrap_or_else(paths::default_socket);
                 let retention = daemon::Retention {
                     unattached: retention,
                     exited: daemon::Retention::default().exited.min(retention),
                 };
-                daemon::serve(&socket, retention, || println!("ready {}", socket.display())).await
+                let options = daemon::Options { retention, buffer_size: buffer_size as usize };
+                daemon::serve(&socket, options, || println!("ready {}", socket.display())).await
             }
             Command::Client { socket } => client(socket.unwrap_or_else(paths::default_socket)).await,
             Command::List { socket } => list(socket.unwrap_or_else(paths::default_socket)).await,
