@@ -415,12 +415,22 @@ async fn ssh_figures(peer: &Peer<RoleClient>, connects: usize, rounds: usize) ->
 /// `echo` through a persistent session next to a direct one, and replaying a 1 MiB backlog on
 /// reattach, over SSH and on this machine.
 async fn persistent_figures(peer: &Peer<RoleClient>, direct: &str, rounds: usize) -> anyhow::Result<()> {
-    if !std::path::Path::new(env!("CARGO_BIN_EXE_pty-mcp")).with_file_name("ai-tmux").exists() {
-        println!("persistent: skipped (build ai-tmux first: cargo build --release -p ai-tmux)");
-        return Ok(());
+    let server = std::path::Path::new(env!("CARGO_BIN_EXE_pty-mcp"));
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (modified(&server.with_file_name("ai-tmux")), modified(server)) {
+        (None, _) => {
+            println!("persistent: skipped (build ai-tmux first: cargo build --release -p ai-tmux)");
+            return Ok(());
+        }
+        (Some(daemon), Some(server)) if daemon < server => {
+            println!("persistent: the ai-tmux binary is older than pty-mcp: cargo build --release -p ai-tmux")
+        }
+        _ => {}
     }
     let bash = "bash --norc --noprofile";
-    let v = call(peer, "create_ssh_session", json!({"host": "benchbox", "persistent": true, "command": bash})).await?;
+    // The daemon's default shell reads the same startup files as the direct session's login
+    // shell (prompt hooks included), so the two differ only by the path through ai-tmux.
+    let v = call(peer, "create_ssh_session", json!({"host": "benchbox", "persistent": true})).await?;
     let id = v["session_id"].as_str().unwrap_or_default().to_string();
     let (mut through, mut plain) = (Vec::new(), Vec::new());
     // Interleaved, so that both see the same load.
