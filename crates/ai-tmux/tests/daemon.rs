@@ -236,6 +236,14 @@ async fn extensions_stream_output_from_an_offset_and_remember_what_was_read() {
     // The daemon waits server-side for a line; nothing is polled.
     let w = a.call("wait", json!({"session_id": id, "pattern": "streamed-4\\d", "from": 0, "timeout_ms": 20000})).await;
     assert_eq!(w["result"]["matched"], true, "{w}");
+    let data = base64::engine::general_purpose::STANDARD.encode("sleep 0.3; echo later\r");
+    a.call("write", json!({"session_id": id, "data": data})).await;
+    let w = a.call("wait", json!({"session_id": id, "until": "complete", "from": end, "timeout_ms": 20000})).await;
+    assert_eq!(w["result"]["settled"], "shell", "the integrated shell said the command ended: {w}");
+    assert!(a.call("wait", json!({"session_id": id, "until": "soon"})).await["error"].is_string());
+    assert!(
+        a.call("wait", json!({"session_id": id, "pattern": "("})).await["error"].as_str().unwrap().contains("invalid")
+    );
     assert_eq!(a.call("ack", json!({"session_id": id, "offset": end})).await["result"]["read_offset"], end);
     let since = a.call("read_since", json!({"session_id": id, "offset": 0, "max_bytes": 1 << 20})).await;
     let all = base64::engine::general_purpose::STANDARD.decode(since["result"]["data"].as_str().unwrap()).unwrap();

@@ -111,6 +111,9 @@ async fn a_local_job_survives_a_killed_pty_mcp_and_is_read_exactly_once() {
     assert_eq!(r["matched"], true, "{r}");
     let screen = s.call("read_output", json!({"session_id": id, "screen": true, "screen_lines": true})).await;
     assert!(screen["screen_lines"].as_array().unwrap().iter().any(|l| l == "ready-now"), "{screen}");
+    // A resize reaches the daemon's terminal.
+    s.call("resize_session", json!({"session_id": id, "rows": 30, "cols": 100})).await;
+    assert_eq!(output(&s.input(&id, "stty size").await), "30 100\n");
     // close_session ends the program in the daemon too.
     s.call("close_session", json!({"session_id": id})).await;
     let list = s.call("list_remote_sessions", json!({})).await;
