@@ -415,17 +415,21 @@ async fn ssh_figures(peer: &Peer<RoleClient>, connects: usize, rounds: usize) ->
 /// `echo` through a persistent session next to a direct one, and replaying a 1 MiB backlog on
 /// reattach, over SSH and on this machine.
 async fn persistent_figures(peer: &Peer<RoleClient>, direct: &str, rounds: usize) -> anyhow::Result<()> {
-    let server = std::path::Path::new(env!("CARGO_BIN_EXE_pty-mcp"));
+    let daemon = std::path::Path::new(env!("CARGO_BIN_EXE_pty-mcp")).with_file_name("ai-tmux");
     let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    match (modified(&server.with_file_name("ai-tmux")), modified(server)) {
-        (None, _) => {
-            println!("persistent: skipped (build ai-tmux first: cargo build --release -p ai-tmux)");
-            return Ok(());
-        }
-        (Some(daemon), Some(server)) if daemon < server => {
-            println!("persistent: the ai-tmux binary is older than pty-mcp: cargo build --release -p ai-tmux")
-        }
-        _ => {}
+    let Some(built) = modified(&daemon) else {
+        println!("persistent: skipped (build ai-tmux first: cargo build --release -p ai-tmux)");
+        return Ok(());
+    };
+    // cargo bench builds pty-mcp only: say so when ai-tmux's sources are newer than its binary.
+    let crates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let newest_source = ["ai-tmux/src", "engine/src", "engine/src/transport"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(crates.join(d)).into_iter().flatten().flatten())
+        .filter_map(|e| modified(&e.path()))
+        .max();
+    if newest_source.is_some_and(|newest| newest > built) {
+        println!("persistent: ai-tmux is older than its sources; run cargo build --release -p ai-tmux first");
     }
     let bash = "bash --norc --noprofile";
     // The daemon's default shell reads the same startup files as the direct session's login

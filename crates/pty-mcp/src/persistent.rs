@@ -16,6 +16,7 @@ use ai_tmux::protocol::{SessionInfo, status_filter};
 use engine::record::Recorder;
 use engine::{Offset, Session, SessionConfig};
 use serde_json::json;
+use tokio::io::AsyncBufReadExt;
 use tokio::time::Instant;
 use transports::ssh::{self, SshOptions};
 
@@ -24,11 +25,12 @@ use crate::manager::{Entry, SessionManager};
 use crate::reply;
 use crate::tools::{Created, Settings};
 
-/// `ai-tmux` found on the user's PATH or in `~/.local/bin` (where `install_ai_tmux` puts it),
-/// whatever the login shell: `sh` does the PATH handling.
-fn remote(args: &str) -> String {
-    format!("sh -c 'PATH=\"$HOME/.local/bin:$PATH\" exec ai-tmux {args}'")
-}
+/// Runs `ai-tmux client` found on the user's PATH or in `~/.local/bin` (where `install_ai_tmux`
+/// puts it), whatever the login shell (`sh` does the PATH handling). It first says in one line
+/// whether ai-tmux is there, so that a missing one is told apart from a failing one without a
+/// second round trip.
+const REMOTE_CLIENT: &str = "sh -c 'PATH=\"$HOME/.local/bin:$PATH\"; if command -v ai-tmux >/dev/null 2>&1; \
+                             then echo ai-tmux-found; exec ai-tmux client; fi; echo ai-tmux-missing'";
 
 /// What to do on the daemon.
 pub enum Target {
@@ -111,37 +113,34 @@ pub fn local_dial() -> Result<Dial, ToolError> {
     }))
 }
 
-/// Connects over SSH and checks the remote `ai-tmux` (present, and recent enough).
-async fn ssh_connect(opts: &SshOptions) -> std::io::Result<ssh::Connected> {
-    let connected = ssh::connect(opts).await.map_err(std::io::Error::other)?;
-    let (status, out) = connected.run(&remote("--version"), b"", CALL_TIMEOUT).await.map_err(std::io::Error::other)?;
-    let text = String::from_utf8_lossy(&out).trim().to_string();
-    if status == Some(127) || !text.starts_with("ai-tmux") {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            format!(
-                "ai-tmux is not installed on {} (looked on PATH and in ~/.local/bin). Install it there, or call \
-                 create_ssh_session with install_ai_tmux: true to upload this pty-mcp's own ai-tmux (same OS and \
-                 architecture only)",
-                connected.target
-            ),
-        ));
-    }
-    // Whether it can keep persistent sessions is decided by its answer to `hello` (a Go ai-tmux,
-    // whatever its version, has no `attach`), not by a version number.
-    tracing::debug!("{} has {text}", connected.target);
-    Ok(connected)
-}
-
 /// Dials the daemon on the SSH host: a new connection each time, running `ai-tmux client`.
 pub fn ssh_dial(opts: Arc<SshOptions>) -> Dial {
     Arc::new(move || {
         let opts = opts.clone();
         Box::pin(async move {
-            let connected = ssh_connect(&opts).await?;
-            let stream = connected.into_stream(&remote("client")).await.map_err(std::io::Error::other)?;
+            let connected = ssh::connect(&opts).await.map_err(std::io::Error::other)?;
+            let target = connected.target.clone();
+            let stream = connected.into_stream(REMOTE_CLIENT).await.map_err(std::io::Error::other)?;
             let (r, w) = tokio::io::split(stream);
-            Ok((Box::pin(r) as LinkReader, Box::pin(w) as LinkWriter))
+            let mut r = tokio::io::BufReader::new(r);
+            let mut first = String::new();
+            let said = tokio::time::timeout(CALL_TIMEOUT, r.read_line(&mut first)).await;
+            match (said, first.trim()) {
+                (Ok(Ok(_)), "ai-tmux-found") => Ok((Box::pin(r) as LinkReader, Box::pin(w) as LinkWriter)),
+                (Ok(Ok(_)), "ai-tmux-missing") => Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!(
+                        "ai-tmux is not installed on {target} (looked on PATH and in ~/.local/bin). Install it \
+                         there, or call create_ssh_session with install_ai_tmux: true to upload this pty-mcp's own \
+                         ai-tmux (same OS and architecture only)"
+                    ),
+                )),
+                (Err(_), _) => Err(std::io::Error::other(format!("{target} did not start ai-tmux in time"))),
+                (_, other) => Err(std::io::Error::other(format!(
+                    "{target} could not run ai-tmux (it said {:?})",
+                    other.chars().take(200).collect::<String>()
+                ))),
+            }
         })
     })
 }
