@@ -5,7 +5,8 @@
 //! posts the spool in order with backoff, remembering in `audit-spool.pos` how far the
 //! collector has accepted. Records carry a `record_id`, so a record sent twice (after a crash
 //! between posting and saving the position) is stored once by the collector. One process at a
-//! time is the sender (a lock file); others only append.
+//! time is the sender (a lock file); others only append. Appends hold a shared lock on the spool
+//! and the sender's truncation an exclusive one, so no record is cut away.
 //!
 //! Strict: the record is posted before the action and the action is refused unless the
 //! collector accepted it.
@@ -14,7 +15,7 @@ use std::io::{BufRead, Seek, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -39,7 +40,6 @@ pub struct Auditor {
     http: reqwest::Client,
     spool: PathBuf,
     wake: tokio::sync::Notify,
-    last_error: Mutex<Option<String>>,
 }
 
 impl Auditor {
@@ -49,7 +49,7 @@ impl Auditor {
     /// When the `audit-ca` bundle cannot be read.
     pub fn start(config: &AuditConfig, state_dir: PathBuf) -> std::io::Result<Arc<Auditor>> {
         let url = config.url.clone().unwrap_or_default();
-        let tls = crate::tls::client_config(config.ca.as_deref())?;
+        let tls = crate::tls::client_config(url.starts_with("https:"), config.ca.as_deref())?;
         let auditor = Arc::new(Auditor {
             endpoint: format!("{}/audit", url.trim_end_matches('/')),
             token: config.token.clone(),
@@ -63,7 +63,6 @@ impl Auditor {
                 .map_err(std::io::Error::other)?,
             spool: state_dir.join("audit-spool.jsonl"),
             wake: tokio::sync::Notify::new(),
-            last_error: Mutex::new(None),
         });
         let _ = std::fs::create_dir_all(&state_dir);
         tokio::spawn(send_loop(auditor.clone()));
@@ -73,16 +72,6 @@ impl Auditor {
     /// The operator name records carry.
     pub fn user(&self) -> &str {
         &self.user
-    }
-
-    /// best-effort or strict.
-    pub fn mode(&self) -> Mode {
-        self.mode
-    }
-
-    /// The last delivery problem, if the collector is failing.
-    pub fn last_error(&self) -> Option<String> {
-        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Records an action about to happen. Strict: posted now, `Err` unless accepted (then the
@@ -107,15 +96,14 @@ impl Auditor {
 
     fn spool(&self, record: &Value) {
         let line = format!("{record}\n");
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&self.spool)
-            .and_then(|mut f| f.write_all(line.as_bytes()));
+        let written =
+            std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&self.spool).and_then(|mut f| {
+                // Shared: appenders never block each other, only the sender's truncation.
+                flock(&f, LOCK_SH)?;
+                f.write_all(line.as_bytes())
+            });
         if let Err(e) = written {
             tracing::error!("audit spool {} cannot be written: {e}", self.spool.display());
-            *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("spool: {e}"));
         }
         self.wake.notify_one();
     }
@@ -126,15 +114,13 @@ impl Auditor {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        let outcome = match request.send().await {
+        match request.send().await {
             Ok(r) if r.status().is_success() => Ok(()),
             Ok(r) if r.status().as_u16() == 401 => Err("401 unauthorized: the collector refused the token".to_string()),
             Ok(r) => Err(format!("HTTP {}", r.status())),
             Err(e) if e.is_timeout() => Err(format!("{} timed out", self.endpoint)),
             Err(e) => Err(format!("{} unreachable ({e})", self.endpoint)),
-        };
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = outcome.clone().err();
-        outcome
+        }
     }
 }
 
@@ -180,12 +166,18 @@ fn next_line(spool: &std::path::Path, pos: u64) -> Option<(String, u64)> {
 async fn send_loop(auditor: Arc<Auditor>) {
     let spool = auditor.spool.clone();
     let lock_path = spool.with_extension("lock");
-    // Held for the life of the task: the lock says "this process sends".
-    let _lock = loop {
-        match take_lock(&lock_path) {
-            Some(lock) => break lock,
-            // Another pty-mcp sends; it will deliver our lines too. Take over if it exits.
-            None => tokio::time::sleep(Duration::from_secs(5)).await,
+    // Held for the life of the task: the lock says "this process sends". While another pty-mcp
+    // sends (it delivers our lines too), this waits in the kernel and takes over when it exits.
+    let lock = tokio::task::spawn_blocking(move || {
+        let f = std::fs::OpenOptions::new().create(true).write(true).truncate(false).mode(0o600).open(lock_path)?;
+        flock(&f, LOCK_EX).map(|()| f)
+    })
+    .await;
+    let _lock = match lock {
+        Ok(Ok(lock)) => lock,
+        other => {
+            tracing::error!("audit: cannot take the sender lock, records stay in the spool: {other:?}");
+            return;
         }
     };
     let mut backoff = Duration::from_millis(250);
@@ -195,8 +187,7 @@ async fn send_loop(auditor: Arc<Auditor>) {
         match next_line(&spool, pos) {
             None => {
                 // Everything delivered: start the spool afresh so it never grows without bound.
-                if pos > 0 && std::fs::metadata(&spool).is_ok_and(|m| m.len() == pos) {
-                    let _ = std::fs::OpenOptions::new().write(true).truncate(true).open(&spool);
+                if pos > 0 && truncate_if_delivered(&spool, pos) {
                     pos = 0;
                     write_pos(&spool, 0);
                 }
@@ -219,13 +210,40 @@ async fn send_loop(auditor: Arc<Auditor>) {
     }
 }
 
-fn take_lock(path: &std::path::Path) -> Option<std::fs::File> {
-    let f = std::fs::OpenOptions::new().create(true).write(true).truncate(false).mode(0o600).open(path).ok()?;
+/// Empties the spool if it holds nothing beyond `pos`, under an exclusive lock, so that no
+/// record appended meanwhile (by this or another pty-mcp) is cut away.
+fn truncate_if_delivered(spool: &std::path::Path, pos: u64) -> bool {
+    let Ok(f) = std::fs::OpenOptions::new().write(true).open(spool) else { return false };
+    flock(&f, LOCK_EX).is_ok() && f.metadata().is_ok_and(|m| m.len() == pos) && f.set_len(0).is_ok()
+}
+
+const LOCK_SH: i32 = 1;
+const LOCK_EX: i32 = 2;
+
+/// Takes an advisory lock, waiting for it; released when the file is closed.
+fn flock(f: &std::fs::File, op: i32) -> std::io::Result<()> {
     // SAFETY: flock on a descriptor we own.
-    (unsafe { libc_flock(f.as_raw_fd(), 2 | 4) } == 0).then_some(f) // LOCK_EX | LOCK_NB
+    if unsafe { libc_flock(f.as_raw_fd(), op) } == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
 
 unsafe extern "C" {
     #[link_name = "flock"]
     fn libc_flock(fd: i32, op: i32) -> i32;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spool_is_emptied_only_when_everything_in_it_was_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("audit-spool.jsonl");
+        std::fs::write(&spool, "{\"a\":1}\n{\"b\":2}\n").unwrap();
+        // A record appended after the sender read up to 8 bytes stays.
+        assert!(!truncate_if_delivered(&spool, 8));
+        assert_eq!(std::fs::metadata(&spool).unwrap().len(), 16);
+        assert!(truncate_if_delivered(&spool, 16));
+        assert_eq!(std::fs::metadata(&spool).unwrap().len(), 0);
+    }
 }

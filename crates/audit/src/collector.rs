@@ -200,13 +200,19 @@ async fn accept(
     }
     record.insert("prev_hash".into(), json!(log.last_hash));
     let line = Value::Object(record).to_string();
-    let written = match log.file.as_mut() {
-        Some(f) => f.write_all(format!("{line}\n").as_bytes()).and_then(|()| f.sync_data()),
+    // The write and its fsync block: on a thread of their own, so the runtime (other requests,
+    // TLS handshakes) goes on meanwhile. The log's lock is held across it, keeping the order.
+    let file = log.file.as_ref().map(std::fs::File::try_clone).transpose();
+    let text = format!("{line}\n");
+    let written = tokio::task::spawn_blocking(move || match file? {
+        Some(mut f) => f.write_all(text.as_bytes()).and_then(|()| f.sync_data()),
         None => {
             let mut out = std::io::stdout().lock();
-            out.write_all(format!("{line}\n").as_bytes()).and_then(|()| out.flush())
+            out.write_all(text.as_bytes()).and_then(|()| out.flush())
         }
-    };
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(e)));
     if let Err(e) = written {
         tracing::error!("audit log write failed: {e}");
         return reply(StatusCode::INTERNAL_SERVER_ERROR, "the record could not be stored");

@@ -49,14 +49,17 @@ pub fn server_config(cert: &Path, key: &Path) -> std::io::Result<Arc<rustls::Ser
     Ok(Arc::new(config))
 }
 
-/// The client's TLS settings: the system's roots plus the certificates in `extra_ca`.
+/// The client's TLS settings: the system's roots (when `system_roots`: a plain-HTTP collector
+/// needs none, and reading them costs start-up time) plus the certificates in `extra_ca`.
 ///
 /// # Errors
 /// When `extra_ca` cannot be read or holds no certificate.
-pub fn client_config(extra_ca: Option<&Path>) -> std::io::Result<rustls::ClientConfig> {
+pub fn client_config(system_roots: bool, extra_ca: Option<&Path>) -> std::io::Result<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
-    // A missing or partly unreadable system store is not fatal: the extra CA may be all we need.
-    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    if system_roots {
+        // A missing or partly unreadable store is not fatal: the extra CA may be all we need.
+        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    }
     if let Some(path) = extra_ca {
         for cert in read_certs(path)? {
             roots.add(cert).map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;

@@ -137,16 +137,6 @@ impl Screen {
     pub fn is_alternate(&self) -> bool {
         self.parser.screen().alternate_screen()
     }
-
-    /// Whether the program switched cursor keys to application mode (read from the emulator).
-    pub fn application_cursor(&self) -> bool {
-        self.parser.screen().application_cursor()
-    }
-
-    /// Whether the program enabled bracketed paste.
-    pub fn bracketed_paste(&self) -> bool {
-        self.parser.screen().bracketed_paste()
-    }
 }
 
 fn trim_end(mut s: String) -> String {

@@ -55,8 +55,6 @@ pub struct Finished {
     pub cwd: Option<String>,
     /// How long it ran (C to D), when it had a C.
     pub duration: Option<std::time::Duration>,
-    /// How many D marks the session has seen, this one included.
-    pub seq: u64,
 }
 
 /// What the marks say about the shell, kept by the session as they arrive.
@@ -68,16 +66,13 @@ pub struct ShellState {
     pub running: bool,
     /// The last command that finished.
     pub last: Option<Finished>,
-    /// Offset just after the last C mark, and when it arrived.
-    pub output_start: Option<(Offset, Instant)>,
-    /// Offsets just after recent C marks, oldest first (several lines of input run several
-    /// commands; the output of all of them starts at the first).
-    recent_starts: std::collections::VecDeque<Offset>,
+    /// Offsets just after recent C marks and when they arrived, oldest first (several lines of
+    /// input run several commands; the output of all of them starts at the first).
+    recent_starts: std::collections::VecDeque<(Offset, Instant)>,
     /// Offset just after the last B mark: the shell is waiting for input from there.
     pub prompt_end: Option<Offset>,
     /// The working directory reported last.
     pub cwd: Option<String>,
-    seq: u64,
 }
 
 impl ShellState {
@@ -92,17 +87,15 @@ impl ShellState {
             }
             MarkKind::OutputStart => {
                 self.running = true;
-                self.output_start = Some((mark.end, now));
                 if self.recent_starts.len() == 64 {
                     self.recent_starts.pop_front();
                 }
-                self.recent_starts.push_back(mark.end);
+                self.recent_starts.push_back((mark.end, now));
             }
             MarkKind::CommandEnd => {
-                self.seq += 1;
                 // A C belongs to this D only if it came after the previous D.
                 let after_previous = |o: &Offset| self.last.as_ref().is_none_or(|l| *o >= l.mark_end);
-                let started = self.output_start.filter(|(o, _)| after_previous(o));
+                let started = self.recent_starts.back().copied().filter(|(o, _)| after_previous(o));
                 if mark.cwd.is_some() {
                     self.cwd = mark.cwd.clone();
                 }
@@ -113,7 +106,6 @@ impl ShellState {
                     exit: mark.exit,
                     cwd: mark.cwd,
                     duration: started.map(|(_, t)| now.saturating_duration_since(t)),
-                    seq: self.seq,
                 });
                 self.running = false;
             }
@@ -127,7 +119,7 @@ impl ShellState {
 
     /// Where the output of the first command accepted after `from` starts.
     pub fn first_output_start_after(&self, from: Offset) -> Option<Offset> {
-        self.recent_starts.iter().copied().find(|o| *o >= from)
+        self.recent_starts.iter().map(|(o, _)| *o).find(|o| *o >= from)
     }
 
     /// The last finished command if it finished after `from`.
@@ -178,14 +170,8 @@ pub fn new_token() -> io::Result<String> {
 /// Files an integrated shell reads at start-up; removed when dropped (with the session).
 #[derive(Debug)]
 pub struct IntegrationFiles {
-    dir: tempfile::TempDir,
-}
-
-impl IntegrationFiles {
-    /// The directory holding them.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
+    /// Held only so that dropping it removes the directory.
+    _dir: tempfile::TempDir,
 }
 
 /// How a local shell must be started to integrate: extra arguments and environment.
@@ -251,7 +237,7 @@ pub fn prepare_local(
             new_args.splice(0..0, ["--init-command".to_string(), format!("source '{}'", script.display())]);
         }
     }
-    Ok(LocalIntegration { args: new_args, env: extra, files: IntegrationFiles { dir } })
+    Ok(LocalIntegration { args: new_args, env: extra, files: IntegrationFiles { _dir: dir } })
 }
 
 /// zsh: our `.zshenv`. Hooks are added with `add-zsh-hook`, so the user's own precmd and
@@ -363,7 +349,6 @@ mod tests {
         // An empty line: D without a new C.
         s.apply(mark(MarkKind::CommandEnd, 80, Some(1)), t);
         assert_eq!(s.last.as_ref().unwrap().output_from, None);
-        assert_eq!(s.last.as_ref().unwrap().seq, 2);
     }
 
     #[test]

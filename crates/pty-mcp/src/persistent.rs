@@ -203,7 +203,7 @@ pub async fn open(
         && let Ok(entry) = manager.get_live(id).await
     {
         // Already attached here: nothing to do but say where reading stands.
-        return Ok(reattached(&entry));
+        return Ok(Created { is_new: false, ..reattached(&entry) });
     }
     manager.check_room()?;
     let daemon = mirror::connect(&dial).await.map_err(reach_error)?;

@@ -62,9 +62,11 @@ impl PtyMcp {
         PtyMcp { manager, audit, operator, settings, tool_router: Self::tool_router() }
     }
 
-    /// Records a new session (its id, and later its end).
-    fn audit_created(&self, id: &str) {
-        if let Ok(entry) = self.manager.get(id) {
+    /// Records a session this call opened (its id, and later its end).
+    fn audit_created(&self, created: &tools::Created) {
+        if created.is_new
+            && let Ok(entry) = self.manager.get(&created.session_id)
+        {
             self.audit.created(entry);
         }
     }
@@ -141,7 +143,7 @@ impl PtyMcp {
         run(ctx, None, async {
             self.audit.before_create("local", &target).await?;
             let created = tools::create_local_session(&self.manager, self.settings, p).await?;
-            self.audit_created(&created.session_id);
+            self.audit_created(&created);
             Ok(created)
         })
         .await
@@ -224,7 +226,7 @@ impl PtyMcp {
         run(ctx, None, async {
             self.audit.before_create("ssh", &target).await?;
             let created = ssh::create_ssh_session(&self.manager, &self.operator, self.settings, p).await?;
-            self.audit_created(&created.session_id);
+            self.audit_created(&created);
             Ok(created)
         })
         .await
@@ -250,7 +252,7 @@ impl PtyMcp {
         run(ctx, None, async {
             self.audit.before_create("serial", &target).await?;
             let created = serial::create_serial_session(&self.manager, self.settings, p).await?;
-            self.audit_created(&created.session_id);
+            self.audit_created(&created);
             Ok(created)
         })
         .await

@@ -281,6 +281,10 @@ pub struct Created {
     /// Notes, e.g. that a host key was not verified.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Whether this call opened the session here (false for a reattach to one already open):
+    /// only a new session is recorded as created.
+    #[serde(skip)]
+    pub is_new: bool,
 }
 
 impl Created {
@@ -308,6 +312,7 @@ impl Created {
             rows: view.rows,
             cols: view.cols,
             warnings: Vec::new(),
+            is_new: true,
         }
     }
 }

@@ -319,16 +319,18 @@ async fn pump(
             let _ = done.send(());
             return;
         }
-        port = loop {
-            if let Err(e) = wait_for_path(&opts.path).await {
+        // A device that appears but will not open yet (permissions being applied, another
+        // program holding it) is tried again at its next change, not in a loop.
+        port = match wait_until(&opts.path, || {
+            Port::open(&opts).map_err(|e| tracing::debug!("not reopened yet: {e}")).ok()
+        })
+        .await
+        {
+            Ok(port) => port,
+            Err(e) => {
                 link.set_problem(Some(format!("{reason}; cannot watch for it: {e}")));
                 let _ = done.send(());
                 return;
-            }
-            match Port::open(&opts) {
-                Ok(p) => break p,
-                // It appeared but is not ready (permissions being applied): wait for the next change.
-                Err(e) => tracing::debug!("not reopened yet: {e}"),
             }
         };
         link.set_port(Some(port.shared.clone()));
@@ -337,19 +339,17 @@ async fn pump(
     }
 }
 
-/// Resolves when `path` exists (following links), woken by inotify on the nearest existing
-/// directory above it.
-async fn wait_for_path(path: &Path) -> io::Result<()> {
+/// Waits until `ready` gives a value, trying it again whenever `path` or its directory changes
+/// (inotify on the nearest existing directory above `path`, set before each try so that no
+/// change is missed).
+async fn wait_until<T>(path: &Path, mut ready: impl FnMut() -> Option<T>) -> io::Result<T> {
     loop {
         let watched = path.ancestors().skip(1).find(|d| d.is_dir()).unwrap_or(Path::new("/"));
         let watch = Inotify::watch(watched)?;
-        if path.exists() {
-            return Ok(());
+        if let Some(value) = ready() {
+            return Ok(value);
         }
         watch.changed().await?;
-        if path.exists() {
-            return Ok(());
-        }
     }
 }
 
@@ -492,7 +492,7 @@ mod tests {
         let path = dir.join("sub").join("dev");
         let waiter = tokio::spawn({
             let path = path.clone();
-            async move { wait_for_path(&path).await }
+            async move { wait_until(&path, || path.exists().then_some(())).await }
         });
         tokio::task::yield_now().await;
         std::fs::create_dir_all(dir.join("sub")).unwrap();

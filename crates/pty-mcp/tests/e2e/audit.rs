@@ -390,3 +390,30 @@ async fn a_collector_that_stops_answering_never_blocks_best_effort_and_loses_not
     assert_eq!(ids.len(), r.len(), "a record was stored twice");
     assert!(verify(&log).await.status.success());
 }
+
+#[tokio::test]
+async fn reattaching_a_session_already_open_is_not_recorded_as_a_new_one() {
+    /// Stops the ai-tmux daemon this test starts (its command line names the socket).
+    struct Daemon(PathBuf);
+    impl Drop for Daemon {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("pkill").args(["-9", "-f"]).arg(&self.0).status();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log = dir.path().join("audit.jsonl");
+    let _collector = Collector::start(port, &log).await;
+    let socket = dir.path().join("ai-tmux/ai-tmux.sock");
+    let _daemon = Daemon(socket.clone());
+    let s = server_with(&audit_home(dir.path(), port, "best-effort"), &[("AI_TMUX_SOCKET", socket.to_str().unwrap())])
+        .await;
+    let v = s.call("create_local_session", json!({"command": "bash --norc --noprofile", "persistent": true})).await;
+    let id = v["session_id"].as_str().unwrap();
+    for _ in 0..2 {
+        s.call("create_local_session", json!({"session_id": id})).await;
+    }
+    s.input(id, "echo after-reattach").await;
+    let r = wait_until(&log, "the command", |r| r.iter().any(|v| v["cmd"] == "echo after-reattach")).await;
+    assert_eq!(events(&r).iter().filter(|e| *e == "session_created").count(), 1, "{:?}", events(&r));
+}

@@ -329,8 +329,15 @@ async fn an_rsa_key_and_the_agent_are_used() {
         std::process::Command::new("ssh-add").arg(sshd.path("id_other")).env("SSH_AUTH_SOCK", &sock).output().unwrap();
     assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
     std::fs::write(sshd.path("authorized_keys"), read(sshd.path("id_other.pub"))).unwrap();
-    let text =
-        read(sshd.path("ssh_config")).replace("  IdentityAgent none\n", "").replace("  IdentitiesOnly yes\n", "");
+    // With IdentitiesOnly the agent's key is not offered: only the configured id_rsa is.
+    let with_agent = read(sshd.path("ssh_config")).replace("  IdentityAgent none\n", "");
+    std::fs::write(sshd.path("ssh_config"), &with_agent).unwrap();
+    let s = sshd.server_with(&[("SSH_AUTH_SOCK", sock.to_str().unwrap())]).await;
+    let e = connect(&s, json!({})).await;
+    assert_eq!(e["code"], "SSH_AUTH_FAILED", "{e}");
+    assert!(!e["message"].as_str().unwrap().contains("agent key"), "{e}");
+    drop(s);
+    let text = with_agent.replace("  IdentitiesOnly yes\n", "");
     std::fs::write(sshd.path("ssh_config"), text).unwrap();
     let s = sshd.server_with(&[("SSH_AUTH_SOCK", sock.to_str().unwrap())]).await;
     let v = connect(&s, json!({})).await;

@@ -537,6 +537,11 @@ async fn authenticate(
     let mut tried = Vec::new();
     let rsa_hash = handle.best_supported_rsa_hash().await.ok().flatten().flatten();
 
+    let files: Vec<PathBuf> = key_path.into_iter().cloned().chain(host.identity_files.iter().cloned()).collect();
+    // IdentitiesOnly: the agent may sign only for keys whose files are configured, as OpenSSH.
+    let only: Option<Vec<russh::keys::PublicKey>> = host.identities_only.then(|| {
+        files.iter().filter_map(|f| russh::keys::load_public_key(format!("{}.pub", f.display())).ok()).collect()
+    });
     let agent_off = host.identity_agent.as_deref() == Some("none");
     if !agent_off
         && std::env::var_os("SSH_AUTH_SOCK").is_some_and(|s| !s.is_empty())
@@ -545,6 +550,9 @@ async fn authenticate(
         let identities = agent.request_identities().await.unwrap_or_default();
         for identity in identities {
             let key = identity.public_key().into_owned();
+            if only.as_ref().is_some_and(|keys| !keys.iter().any(|k| k.key_data() == key.key_data())) {
+                continue;
+            }
             let hash = if key.algorithm().is_rsa() { rsa_hash } else { None };
             tried.push(format!("agent key {}", key.fingerprint(HashAlg::Sha256)));
             if let Ok(r) = handle.authenticate_publickey_with(user.clone(), key, hash, &mut agent).await
@@ -555,7 +563,6 @@ async fn authenticate(
         }
     }
 
-    let files: Vec<PathBuf> = key_path.into_iter().cloned().chain(host.identity_files.iter().cloned()).collect();
     for file in files.iter().filter(|f| f.exists()) {
         let key = match russh::keys::load_secret_key(file, None) {
             Ok(key) => key,
