@@ -18,6 +18,11 @@ use crate::tools::{Created, Settings, open_log, size_param};
 
 /// How long the remote banner and first prompt may take to appear.
 const BANNER_WAIT: Duration = Duration::from_secs(3);
+/// How long a login shell known to be bash may take to show its first prompt, and how long it
+/// may stay quiet meanwhile: startup files can be slow (pyenv, landscape-sysinfo) and print
+/// nothing, and the hook needs the prompt. The wait ends the moment a prompt shows.
+const BASH_PROMPT_WAIT: Duration = Duration::from_secs(15);
+const BASH_QUIET: Duration = Duration::from_secs(2);
 
 /// The operator prompt, for passphrases and passwords the agent must not see.
 struct OperatorAsker(Arc<OperatorPrompt>);
@@ -164,8 +169,13 @@ pub async fn create_ssh_session(
     let entry =
         manager.create("ssh", target.clone(), b"\r", || Ok(Session::start(opened.connection, config, recorder)))?;
     let session = &entry.session;
-    let deadline = Instant::now() + BANNER_WAIT;
-    let first = session.settle(Settle::after_input(Offset(0), Duration::from_millis(300)), deadline).await;
+    // Any program: its banner and prompt, or 300 ms of quiet. Bash: its prompt, through quiet
+    // startup files (a prompt not recognised as one costs the 2 s of quiet).
+    let (quiet, wait) = match opened.bootstrap {
+        Some(_) => (BASH_QUIET, BASH_PROMPT_WAIT),
+        None => (Duration::from_millis(300), BANNER_WAIT),
+    };
+    let first = session.settle(Settle::after_input(Offset(0), quiet), Instant::now() + wait).await;
     // The banner is taken before the shell hook is typed, which the agent never sees.
     let banner = reply::render_all(session);
     if let Some(line) = opened.bootstrap.filter(|_| first == Settled::Prompt) {
