@@ -619,4 +619,16 @@ mod tests {
         daemon.sweep(now + Duration::from_secs(500));
         assert_eq!(left(&daemon), vec![attached], "an attached session stays, whatever its age");
     }
+
+    #[tokio::test]
+    async fn by_default_a_running_job_left_alone_is_kept_for_a_week() {
+        let daemon = Daemon::new(Options::default());
+        let (id, e) = entry("sleep 1000");
+        lock(&daemon.sessions).insert(id, e);
+        let now = SystemTime::now();
+        daemon.sweep(now + Duration::from_secs(6 * 24 * 3600));
+        assert_eq!(lock(&daemon.sessions).len(), 1, "six days unattached, still running");
+        daemon.sweep(now + Duration::from_secs(8 * 24 * 3600));
+        assert_eq!(lock(&daemon.sessions).len(), 0, "past the retention");
+    }
 }

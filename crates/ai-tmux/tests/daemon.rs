@@ -56,8 +56,14 @@ struct Server {
 }
 
 async fn start(socket: &Path) -> Server {
+    start_with(socket, &[]).await
+}
+
+async fn start_with(socket: &Path, args: &[&str]) -> Server {
     let mut child = tokio::process::Command::new(binary())
-        .args(["server", "--socket"])
+        .arg("server")
+        .args(args)
+        .arg("--socket")
         .arg(socket)
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -121,6 +127,8 @@ async fn sessions_live_in_the_daemon_across_clients() {
 async fn the_client_bridges_and_starts_the_daemon() {
     let dir = tempfile::tempdir().unwrap();
     let socket: PathBuf = dir.path().join("run/ai-tmux.sock");
+    // The daemon the client starts is detached from this test: stop it however the test ends.
+    let _daemon = KillOnDrop(socket.clone());
     let mut client = tokio::process::Command::new(binary())
         .args(["client", "--socket"])
         .arg(&socket)
@@ -138,8 +146,25 @@ async fn the_client_bridges_and_starts_the_daemon() {
     let out = tokio::process::Command::new(binary()).args(["list", "--socket"]).arg(&socket).output().await.unwrap();
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
-    // Stop the detached daemon this test started.
-    let _ = std::process::Command::new("pkill").arg("-f").arg(socket.display().to_string()).status();
+}
+
+/// Kills the processes whose command line names this path (a daemon serving that socket).
+struct KillOnDrop(PathBuf);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("pkill").arg("-f").arg(&self.0).status();
+    }
+}
+
+/// Whether this test can act as another user (root, with setpriv); says so when it cannot.
+fn can_switch_user() -> bool {
+    // SAFETY: getuid has no preconditions.
+    let ok = unsafe { libc::getuid() } == 0 && Path::new("/usr/bin/setpriv").exists();
+    if !ok {
+        eprintln!("skipped: needs root and setpriv to act as another user");
+    }
+    ok
 }
 
 #[tokio::test]
@@ -150,7 +175,7 @@ async fn version_and_other_users() {
     let socket = dir.path().join("private/ai-tmux.sock");
     let _server = start(&socket).await;
     // Another user cannot reach the socket at all (private directory, 0600 socket).
-    if std::path::Path::new("/usr/bin/setpriv").exists() {
+    if can_switch_user() {
         let script = format!("import socket; s = socket.socket(socket.AF_UNIX); s.connect('{}')", socket.display());
         let out = std::process::Command::new("setpriv")
             .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3", "-c", &script])
@@ -273,29 +298,15 @@ async fn extensions_stream_output_from_an_offset_and_remember_what_was_read() {
     assert!(b.call("attach", json!({"session_id": "nope"})).await["error"].as_str().unwrap().contains("not found"));
 }
 
+/// The Go daemon's `--idle-timeout` is accepted (a user's scripts pass it) and changes nothing:
+/// what closes sessions is the retention, tested in the daemon's unit tests.
 #[tokio::test]
-async fn a_running_job_outlives_the_idle_timeout() {
+async fn the_go_idle_timeout_flag_is_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("private/ai-tmux.sock");
-    let mut child = tokio::process::Command::new(binary())
-        .args(["server", "--idle-timeout", "1", "--socket"])
-        .arg(&socket)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    tokio::time::timeout(STEP, lines.next_line()).await.unwrap().unwrap().unwrap();
+    let _server = start_with(&socket, &["--idle-timeout", "1"]).await;
     let mut a = connect(&socket).await;
-    let id = a.call("create_session", json!({"command": "bash --norc"})).await["result"]["session_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    a.call("send_input", json!({"session_id": id, "input": "sleep 3; echo job-done"})).await;
-    let w = a.call("wait", json!({"session_id": id, "pattern": "^job-done", "from": 0, "timeout_ms": 30000})).await;
-    assert_eq!(w["result"]["matched"], true, "{w}");
-    let list = a.call("list_sessions", json!({})).await;
-    assert_eq!(list["result"][0]["is_alive"], true, "idle for longer than --idle-timeout, still alive");
+    assert!(a.call("create_session", json!({"command": "cat"})).await["result"]["session_id"].is_string());
 }
 
 #[tokio::test]
@@ -334,9 +345,7 @@ async fn two_daemons_started_at_once_leave_one() {
 
 #[tokio::test]
 async fn the_daemon_refuses_a_connection_from_another_uid() {
-    // SAFETY: getuid has no preconditions.
-    if unsafe { libc::getuid() } != 0 || !Path::new("/usr/bin/setpriv").exists() {
-        eprintln!("skipped: needs root and setpriv to act as another user");
+    if !can_switch_user() {
         return;
     }
     use std::os::unix::fs::PermissionsExt;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::harness::{STEP, Server, binary, output, spawn_until_ready};
+use crate::harness::{STEP, Server, binary, free_port, output, spawn_until_ready};
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -37,10 +37,6 @@ impl Collector {
     async fn kill(mut self) {
         self.child.kill().await.unwrap();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A private config and state directory for pty-mcp, auditing to `port`.

@@ -23,13 +23,7 @@ async fn unknown_sessions_are_reported() {
 async fn bad_and_catastrophic_regexes_fall_back_to_literal_text() {
     let s = Server::start().await;
     let id = s.bash().await;
-    let r = s
-        .call(
-            "send_input",
-            json!({"session_id": id, "input": "echo 'a(b' found", "wait_for": "a(b", "wait_for_timeout": 20}),
-        )
-        .await;
-    assert_eq!(r["matched"], true, "{r}");
+    let r = s.input_until(&id, "echo 'a(b' found", "a(b").await;
     assert!(r["warning"].as_str().unwrap().contains("literal"));
     let r = s.call("read_output", json!({"session_id": id, "wait_for": "(a{1000}){1000}", "timeout": 1})).await;
     assert_eq!(r["timed_out"], true, "{r}");

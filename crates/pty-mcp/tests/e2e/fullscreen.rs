@@ -49,10 +49,7 @@ sys.stdout.write(sys.argv[1]); tty.setraw(0); sys.stdout.write('ready\r\n'); sys
 b=os.read(0,16); tty.setcbreak(0); print('got', repr(b))""#;
 
 async fn key_bytes(s: &Server, id: &str, mode: &str, key: Value) -> String {
-    let r = s
-        .call("send_input", json!({"session_id": id, "input": format!("{SHOW_KEY} $'{mode}'"), "wait_for": "^ready", "wait_for_timeout": 20}))
-        .await;
-    assert_eq!(r["matched"], true, "{r}");
+    s.input_until(id, &format!("{SHOW_KEY} $'{mode}'"), "^ready").await;
     let r = s.call("send_control", json!({"session_id": id, "key": key})).await;
     got_line(s, id, &r).await
 }
@@ -79,10 +76,7 @@ async fn arrows_follow_the_programs_cursor_key_mode() {
 async fn bracketed_paste_wraps_input_when_the_program_asks() {
     let s = Server::start().await;
     let id = s.bash().await;
-    let r = s
-        .call("send_input", json!({"session_id": id, "input": format!("{SHOW_KEY} $'\\e[?2004h'"), "wait_for": "^ready", "wait_for_timeout": 20}))
-        .await;
-    assert_eq!(r["matched"], true);
+    s.input_until(&id, &format!("{SHOW_KEY} $'\\e[?2004h'"), "^ready").await;
     let r = s.call("send_input", json!({"session_id": id, "input": "a\nb", "paste": true, "raw": true})).await;
     assert_eq!(got_line(&s, &id, &r).await, r"got b'\x1b[200~a\nb\x1b[201~'");
 }

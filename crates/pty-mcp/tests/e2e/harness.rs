@@ -96,6 +96,14 @@ impl Server {
         v["session_id"].as_str().expect("session_id").to_string()
     }
 
+    /// Types `input` and waits (20 s at most) for a line matching `pattern`, which must come.
+    pub async fn input_until(&self, id: &str, input: &str, pattern: &str) -> Value {
+        let args = json!({"session_id": id, "input": input, "wait_for": pattern, "wait_for_timeout": 20});
+        let r = self.call("send_input", args).await;
+        assert_eq!(r["matched"], true, "{input:?} never printed {pattern:?}: {r}");
+        r
+    }
+
     pub async fn input(&self, id: &str, input: &str) -> Value {
         self.call("send_input", json!({"session_id": id, "input": input, "timeout_ms": 20000})).await
     }
@@ -104,6 +112,11 @@ impl Server {
 /// The output of a reply as a string.
 pub fn output(v: &Value) -> &str {
     v["output"].as_str().unwrap_or_default()
+}
+
+/// A loopback port nobody listens on (yet).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Spawns `cmd` with stderr piped and returns once a line of its stderr contains `ready` (a

@@ -128,13 +128,15 @@ async fn cancellation_stops_a_wait_and_the_server_keeps_serving() {
     let mut raw = Raw::start().await;
     let r = raw.call(1, "create_local_session", json!({"command": "cat"})).await;
     let id = r["result"]["structuredContent"]["session_id"].as_str().unwrap().to_string();
-    raw.send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "read_output",
-        "arguments": {"session_id": id, "wait_for": "never", "timeout": 600}}}))
+    // A wait of 600 s that holds the session's input lock: typing into the session again is
+    // possible only once the cancellation has really stopped it.
+    raw.send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "send_input",
+        "arguments": {"session_id": id, "input": "x", "wait_for": "never", "wait_for_timeout": 600}}}))
         .await;
     raw.send(json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 2}})).await;
-    // The cancelled call gets no answer; the next one is answered at once.
-    let r = raw.call(3, "get_session_state", json!({"session_id": id})).await;
+    let r = raw.call(3, "send_input", json!({"session_id": id, "input": "again", "timeout_ms": 500})).await;
     assert_eq!(r["id"], 3);
+    assert!(r["result"]["structuredContent"]["output"].as_str().unwrap().contains("again"), "{r}");
 }
 
 #[tokio::test]

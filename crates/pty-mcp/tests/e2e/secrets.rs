@@ -146,7 +146,7 @@ async fn empty_cancelled_and_unanswered_prompts_fail_cleanly() {
         [("", "", "SECRET_EMPTY"), ("x", "exit 1", "SECRET_CANCELLED"), ("x", "sleep 30", "SECRET_TIMEOUT")]
     {
         let op = Operator::new(answer, extra);
-        let s = Server::start_with_env(&[("PTY_MCP_ASKPASS", &op.askpass()), ("PTY_MCP_SECRET_TIMEOUT", "2")]).await;
+        let s = Server::start_with_env(&[("PTY_MCP_ASKPASS", &op.askpass()), ("PTY_MCP_SECRET_TIMEOUT", "10")]).await;
         let id = s.bash().await;
         let other = s.bash().await;
         s.call("send_input", json!({"session_id": id, "input": READ_SECRET})).await;
@@ -158,6 +158,9 @@ async fn empty_cancelled_and_unanswered_prompts_fail_cleanly() {
         // Other sessions keep answering while the operator is being asked.
         let r = s.input(&other, "echo alive").await;
         assert_eq!(output(&r), "alive\n");
+        if code == "SECRET_TIMEOUT" {
+            assert!(!asking.is_finished(), "the answer came while the operator was still being asked");
+        }
         let result = asking.await.unwrap().unwrap();
         assert_eq!(result.is_error, Some(true));
         assert_eq!(result.structured_content.unwrap()["code"], code);

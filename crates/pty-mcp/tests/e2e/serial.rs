@@ -43,11 +43,9 @@ async fn open(s: &Server, dir: &Path, extra: Value) -> String {
         args["baud_rate"] = json!(115200);
     }
     args.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    let baud = args.get("baud").or(args.get("baud_rate")).cloned().unwrap();
     let v = s.call("create_serial_session", args).await;
-    assert_eq!(
-        v["target"],
-        format!("{}@{}", dir.join("dev").display(), v["target"].as_str().unwrap().rsplit('@').next().unwrap())
-    );
+    assert_eq!(v["target"], format!("{}@{baud}", dir.join("dev").display()));
     v["session_id"].as_str().unwrap().to_string()
 }
 

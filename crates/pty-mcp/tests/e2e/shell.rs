@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Server, output};
+use crate::harness::{STEP, Server, output};
 
 /// A bash whose HOME (and so ~/.bashrc) is `home`, prompt "home$ ".
 async fn bash_in(s: &Server, home: &std::path::Path) -> String {
@@ -64,14 +64,18 @@ async fn a_running_command_times_out_and_a_later_read_reports_its_end() {
         .await;
     assert_eq!((r["is_complete"].as_bool(), r["state"].as_str()), (Some(false), Some("running")), "{r}");
     let mut seen = String::new();
-    loop {
-        let r = s.call("read_output", json!({"session_id": id, "timeout": 20})).await;
-        seen.push_str(output(&r));
-        if r["is_complete"] == true {
-            assert_eq!((r["completion"].as_str(), r["exit_code"].as_i64()), (Some("shell"), Some(5)), "{r}");
-            break;
+    tokio::time::timeout(STEP, async {
+        loop {
+            let r = s.call("read_output", json!({"session_id": id, "timeout": 20})).await;
+            seen.push_str(output(&r));
+            if r["is_complete"] == true {
+                assert_eq!((r["completion"].as_str(), r["exit_code"].as_i64()), (Some("shell"), Some(5)), "{r}");
+                break;
+            }
         }
-    }
+    })
+    .await
+    .expect("the command completes");
     assert!(seen.contains("late"));
 }
 
