@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::lock;
 use crate::protocol::{Event, Hello, Incoming, MAX_LINE, Request, Response};
 
 /// The read side of a link.
@@ -72,29 +73,14 @@ impl Link {
     /// # Errors
     /// [`LinkError`]: the daemon's own error, no answer in time, or the connection lost.
     pub async fn call(&self, method: &str, params: Value, timeout: Duration) -> Result<Value, LinkError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let started = tokio::time::Instant::now();
         let (tx, rx) = oneshot::channel();
-        lock(&self.pending).insert(id, tx);
-        if self.is_closed() {
-            lock(&self.pending).remove(&id);
-            return Err(LinkError::Gone);
-        }
-        let mut line = serde_json::to_vec(&Request { id: json!(id), method: method.into(), params })
-            .map_err(|e| LinkError::Remote(e.to_string()))?;
-        line.push(b'\n');
-        let exchange = async {
-            {
-                let mut w = self.writer.lock().await;
-                w.write_all(&line).await.map_err(|_| LinkError::Gone)?;
-                w.flush().await.map_err(|_| LinkError::Gone)?;
-            }
-            rx.await.map_err(|_| LinkError::Gone)
-        };
-        let outcome = tokio::time::timeout(timeout, exchange).await;
+        let id = self.send(method, params, tx, timeout).await?;
+        let answer = tokio::time::timeout_at(started + timeout, rx).await;
         lock(&self.pending).remove(&id);
-        match outcome {
+        match answer {
             Err(_) => Err(LinkError::Timeout(method.into(), timeout)),
-            Ok(Err(e)) => Err(e),
+            Ok(Err(_)) => Err(LinkError::Gone),
             Ok(Ok(Response { error: Some(e), .. })) => Err(LinkError::Remote(e)),
             Ok(Ok(Response { result, .. })) => Ok(result.unwrap_or(Value::Null)),
         }
@@ -106,12 +92,32 @@ impl Link {
     /// # Errors
     /// [`LinkError::Gone`] when the connection is lost, `Timeout` when it stays blocked.
     pub async fn post(&self, method: &str, params: Value) -> Result<(), LinkError> {
+        // A waiter nobody listens to: the answer is expected, and dropped.
+        self.send(method, params, oneshot::channel().0, POST_TIMEOUT).await.map(|_| ())
+    }
+
+    /// Writes a request under a fresh id whose answer goes to `waiter`, within `limit`.
+    async fn send(
+        &self,
+        method: &str,
+        params: Value,
+        waiter: oneshot::Sender<Response>,
+        limit: Duration,
+    ) -> Result<u64, LinkError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        lock(&self.pending).insert(id, waiter);
+        let outcome = self.write_request(id, method, params, limit).await;
+        if outcome.is_err() {
+            lock(&self.pending).remove(&id);
+        }
+        outcome.map(|()| id)
+    }
+
+    async fn write_request(&self, id: u64, method: &str, params: Value, limit: Duration) -> Result<(), LinkError> {
+        // Checked after the waiter is registered: the reader clears the waiters once it has set it.
         if self.is_closed() {
             return Err(LinkError::Gone);
         }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        // A waiter nobody listens to: the answer is expected, and dropped.
-        lock(&self.pending).insert(id, oneshot::channel().0);
         let mut line = serde_json::to_vec(&Request { id: json!(id), method: method.into(), params })
             .map_err(|e| LinkError::Remote(e.to_string()))?;
         line.push(b'\n');
@@ -120,10 +126,10 @@ impl Link {
             w.write_all(&line).await?;
             w.flush().await
         };
-        match tokio::time::timeout(POST_TIMEOUT, write).await {
+        match tokio::time::timeout(limit, write).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(LinkError::Gone),
-            Err(_) => Err(LinkError::Timeout(method.into(), POST_TIMEOUT)),
+            Err(_) => Err(LinkError::Timeout(method.into(), limit)),
         }
     }
 
@@ -143,10 +149,6 @@ impl Link {
             Err(e) => Err(e),
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Reads lines until the connection ends: responses go to their callers (an id nobody waits for

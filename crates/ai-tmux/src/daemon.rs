@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::lock;
 use crate::paths;
 use crate::protocol::{
     Attached, CAPABILITIES, Event, Hello, MAX_CHUNK, MAX_LINE, PROTOCOL, Request, Response, SessionInfo, decode,
@@ -107,10 +108,6 @@ impl Entry {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
@@ -187,18 +184,18 @@ impl Daemon {
             "create_session" => self.create(p).await,
             "send_input" => {
                 let input = p["input"].as_str().ok_or("input is required")?;
-                self.type_and_settle(p, format!("{input}\r").into_bytes()).await
+                type_and_settle(&self.get(p)?.1, p, format!("{input}\r").into_bytes()).await
             }
             "send_raw" => {
                 let data = p["data"].as_str().ok_or("data is required")?;
-                self.type_and_settle(p, data.as_bytes().to_vec()).await
+                type_and_settle(&self.get(p)?.1, p, data.as_bytes().to_vec()).await
             }
             "send_control" => {
                 let key = p["key"].as_str().ok_or("key is required")?;
                 let keys = keys::parse_sequence(key).map_err(|e| e.to_string())?;
                 let (_, entry) = self.get(p)?;
                 let bytes = keys.iter().flat_map(|k| k.bytes(entry.session.modes().app_cursor)).collect();
-                self.type_and_settle(p, bytes).await
+                type_and_settle(&entry, p, bytes).await
             }
             "read_output" => {
                 let (_, entry) = self.get(p)?;
@@ -326,23 +323,13 @@ impl Daemon {
         Ok(json!({"session_id": id, "type": "pty", "name": name}))
     }
 
-    async fn type_and_settle(&self, p: &Value, bytes: Vec<u8>) -> Result<Value, String> {
-        let (_, entry) = self.get(p)?;
-        let s = &entry.session;
-        let _typing = s.lock_input().await;
-        let start = s.write(&bytes, Instant::now() + Duration::from_secs(10)).await.map_err(|e| e.to_string())?;
-        let settle = Settle { require_output: false, ..Settle::after_input(start, QUIET) };
-        let settled = s.settle(settle, deadline(p, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS)).await;
-        Ok(output_reply(s, start, settled.is_complete()))
-    }
-
     /// Extension `attach`: answers where the session stands, then pushes its output from `from`
     /// on this connection until the client detaches or goes.
     fn attach(&self, p: &Value, outbox: &Outbox, attachments: &Attachments) -> Result<Value, String> {
         let (id, entry) = self.get(p)?;
         let s = &entry.session;
         let from = Offset(p["from"].as_u64().unwrap_or(0)).max(s.oldest());
-        let view = s.screen(0);
+        let (rows, cols) = s.size();
         let attached = Attached {
             session_id: id.clone(),
             command: entry.command.clone(),
@@ -357,8 +344,8 @@ impl Daemon {
             input_seq: p["client"].as_str().and_then(|c| lock(&entry.inputs).get(c).copied()).unwrap_or(0),
             shell_token: entry.shell_token.clone(),
             is_alive: s.is_alive(),
-            rows: view.rows,
-            cols: view.cols,
+            rows,
+            cols,
         };
         let previous =
             lock(attachments).insert(id.clone(), tokio::spawn(forward(id, entry.clone(), from, outbox.clone())));
@@ -419,6 +406,16 @@ impl Daemon {
             false
         });
     }
+}
+
+/// Types `bytes` and waits for the program to settle, as the Go protocol's typing methods do.
+async fn type_and_settle(entry: &Entry, p: &Value, bytes: Vec<u8>) -> Result<Value, String> {
+    let s = &entry.session;
+    let _typing = s.lock_input().await;
+    let start = s.write(&bytes, Instant::now() + Duration::from_secs(10)).await.map_err(|e| e.to_string())?;
+    let settle = Settle { require_output: false, ..Settle::after_input(start, QUIET) };
+    let settled = s.settle(settle, deadline(p, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS)).await;
+    Ok(output_reply(s, start, settled.is_complete()))
 }
 
 /// Pushes a session's output from `from` to one client, then its exit.
@@ -490,8 +487,7 @@ pub async fn serve(socket: &Path, options: Options, ready: impl FnOnce()) -> any
             sweeper.sweep(SystemTime::now());
         }
     });
-    // SAFETY: getuid has no preconditions.
-    let me = unsafe { libc::getuid() };
+    let me = paths::my_uid();
     loop {
         let (stream, _) = listener.accept().await?;
         match stream.peer_cred() {

@@ -9,3 +9,8 @@ pub mod daemon;
 pub mod mirror;
 pub mod paths;
 pub mod protocol;
+
+/// Locks a mutex, going on after a panic elsewhere poisoned it (the data stays usable).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -68,10 +68,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Server { socket, retention, buffer_size, .. } => {
                 let socket = socket.unwrap_or_else(paths::default_socket);
-                let retention = daemon::Retention {
-                    unattached: retention,
-                    exited: daemon::Retention::default().exited.min(retention),
-                };
+                // (An exited session is never kept longer than `unattached`: the sweep sees to it.)
+                let retention = daemon::Retention { unattached: retention, ..daemon::Retention::default() };
                 let options = daemon::Options { retention, buffer_size: buffer_size as usize };
                 daemon::serve(&socket, options, || println!("ready {}", socket.display())).await
             }

@@ -21,6 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::client::{Link, LinkReader, LinkWriter};
+use crate::lock;
 use crate::protocol::{Attached, Event, decode, encode};
 
 /// Input kept for sending again after a lost link.
@@ -40,8 +41,6 @@ pub struct Daemon {
     pub link: Link,
     /// Its events.
     pub events: mpsc::Receiver<Event>,
-    /// The daemon's version.
-    pub version: String,
 }
 
 /// Dials and says hello.
@@ -54,9 +53,7 @@ pub async fn connect(dial: &Dial) -> io::Result<Daemon> {
     let (link, events) = Link::open(reader, writer);
     let hello = link.hello(CALL_TIMEOUT).await.map_err(|e| io::Error::other(format!("ai-tmux: {e}")))?;
     match hello {
-        Some(hello) if hello.capabilities.iter().any(|c| c == "attach") => {
-            Ok(Daemon { link, events, version: hello.version })
-        }
+        Some(hello) if hello.capabilities.iter().any(|c| c == "attach") => Ok(Daemon { link, events }),
         _ => Err(io::Error::new(
             io::ErrorKind::Unsupported,
             "this ai-tmux speaks only the basic protocol (the Go version?): persistent sessions need attach \
@@ -163,16 +160,11 @@ impl Control for Remote {
         if self.let_go.swap(true, Ordering::SeqCst) {
             return None;
         }
-        let (tx, rx) = oneshot::channel();
-        let sent = self.commands.send(Command::Close(Some(tx)));
-        Some(Box::pin(async move {
-            sent.map_err(|_| io::Error::other("the session is gone"))?;
-            rx.await.map_err(|_| io::Error::other("the session is gone"))?
-        }))
+        Some(self.ask(|done| Command::Close(Some(done))))
     }
 
     fn link_problem(&self) -> Option<String> {
-        self.problem.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        lock(&self.problem).clone()
     }
 
     fn read_to(&self, offset: engine::Offset) {
@@ -186,12 +178,20 @@ impl Control for Remote {
     }
 
     fn reattach(&self) -> Option<Reattach> {
+        Some(self.ask(Command::Reattach))
+    }
+}
+
+impl Remote {
+    /// Hands the pump a command that reports back, and the wait for its report.
+    fn ask(&self, command: impl FnOnce(oneshot::Sender<io::Result<()>>) -> Command) -> Reattach {
         let (tx, rx) = oneshot::channel();
-        let sent = self.commands.send(Command::Reattach(tx));
-        Some(Box::pin(async move {
-            sent.map_err(|_| io::Error::other("the session is gone"))?;
-            rx.await.map_err(|_| io::Error::other("the session is gone"))?
-        }))
+        let sent = self.commands.send(command(tx));
+        Box::pin(async move {
+            let gone = || io::Error::other("the session is gone");
+            sent.map_err(|_| gone())?;
+            rx.await.map_err(|_| gone())?
+        })
     }
 }
 
@@ -326,12 +326,12 @@ impl Pump {
         if let Some(tx) = self.exit.take() {
             let _ = tx.send(exit);
         }
-        *self.problem.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *lock(&self.problem) = None;
     }
 
     fn lost(&mut self, why: &str) {
         self.link = None;
-        *self.problem.lock().unwrap_or_else(|e| e.into_inner()) =
+        *lock(&self.problem) =
             Some(format!("detached: {why}; the program keeps running in ai-tmux and the next call reattaches"));
         // After the problem is set: the engine's waiters read it when woken.
         self.link_up.send_replace(false);
@@ -373,7 +373,7 @@ impl Pump {
                 }
                 self.link = Some(Arc::new(daemon.link));
                 self.events = daemon.events;
-                *self.problem.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                *lock(&self.problem) = None;
                 self.link_up.send_replace(true);
                 self.send_input().await;
                 Ok(())

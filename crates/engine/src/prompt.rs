@@ -38,7 +38,7 @@ pub fn classify(line: &str) -> Option<PromptKind> {
     if lower.ends_with("login:") || lower.ends_with("username:") || lower.ends_with("user name:") {
         return Some(PromptKind::Login);
     }
-    if is_shell(line, trimmed) {
+    if is_shell(line, trimmed, &lower) {
         return Some(PromptKind::Shell);
     }
     None
@@ -66,14 +66,13 @@ fn is_pager(trimmed: &str, lower: &str) -> bool {
         || lower.starts_with("manual page ")
 }
 
-fn is_shell(line: &str, trimmed: &str) -> bool {
+fn is_shell(line: &str, trimmed: &str, lower: &str) -> bool {
     // Python's prompts stand alone on their line; "Loading..." is output, not a prompt.
     if trimmed == ">>>" || trimmed == "..." {
         return true;
     }
     // REPLs with their own prompt words.
     const REPLS: [&str; 8] = ["mysql>", "postgres=#", "(pdb)", "irb(main)", "sqlite>", "ftp>", "redis>", "=>"];
-    let lower = trimmed.to_lowercase();
     if REPLS.iter().any(|p| lower.ends_with(p)) || lower.starts_with("in [") && lower.ends_with("]:") {
         return true;
     }

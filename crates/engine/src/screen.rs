@@ -59,7 +59,7 @@ impl Screen {
     pub fn catch_up(&mut self, transcript: &std::sync::Mutex<Transcript>, modes: Modes) {
         // Copy under the transcript's lock, emulate outside it so the reader never waits on us.
         let (slice, reset) = {
-            let t = transcript.lock().unwrap_or_else(|e| e.into_inner());
+            let t = crate::session::lock(transcript);
             if t.end() == self.fed {
                 return;
             }
@@ -76,6 +76,12 @@ impl Screen {
         }
         self.parser.process(&slice.bytes);
         self.fed = slice.to();
+    }
+
+    /// The size (rows, columns).
+    pub fn size(&self) -> (u16, u16) {
+        let (rows, cols) = self.parser.screen().size();
+        (rows.get(), cols.get())
     }
 
     /// Changes the size, as a terminal window resize does.

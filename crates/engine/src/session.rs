@@ -117,7 +117,7 @@ pub(crate) struct Shared {
     masks: Mutex<Vec<(Secret, Instant)>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic elsewhere must not take every later call down with it.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -130,6 +130,8 @@ pub struct Session {
     /// Serialises operations that type into the terminal, so two calls never interleave keys.
     input_lock: tokio::sync::Mutex<()>,
     reader: JoinHandle<()>,
+    /// [`Session::close`] has run.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Session {
@@ -152,7 +154,8 @@ impl Session {
         });
         let writer = Arc::new(tokio::sync::Mutex::new(conn.writer));
         let reader = tokio::spawn(read_loop(shared.clone(), conn.reader, conn.exited, conn.link, writer.clone()));
-        Session { shared, writer, control: conn.control, input_lock: tokio::sync::Mutex::new(()), reader }
+        let input_lock = tokio::sync::Mutex::new(());
+        Session { shared, writer, control: conn.control, input_lock, reader, closed: Default::default() }
     }
 
     /// Takes the per-session input lock; hold it across "type, then wait for the answer".
@@ -281,6 +284,11 @@ impl Session {
         screen
     }
 
+    /// The terminal's size (rows, columns), without bringing the screen up to date.
+    pub fn size(&self) -> (u16, u16) {
+        lock(&self.shared.screen).size()
+    }
+
     /// What a person sees now, with up to `scrollback_lines` lines from above the screen.
     pub fn screen(&self, scrollback_lines: usize) -> ScreenView {
         self.caught_up_screen().view(scrollback_lines)
@@ -405,8 +413,12 @@ impl Session {
         self.close();
     }
 
-    /// Ends the session: stops the program and its children and wakes every waiter.
+    /// Ends the session: stops the program and its children and wakes every waiter. Once: a
+    /// session closed by a tool is closed again by nothing when it is dropped.
     pub fn close(&self) {
+        if self.closed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         self.control.terminate();
         self.reader.abort();
         self.shared.signal.send_modify(|s| s.alive = false);

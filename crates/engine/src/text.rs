@@ -126,7 +126,7 @@ impl Perform for LineRenderer {
         }
         match action {
             // Erase in line: 0 = to the end, 1 = to the start, 2 = all.
-            'K' => match params.iter().next().and_then(|p| p.first()).copied().unwrap_or(0) {
+            'K' => match first_param(params, 0) {
                 0 => self.line.truncate(self.col),
                 1 => {
                     let upto = (self.col + 1).min(self.line.len());

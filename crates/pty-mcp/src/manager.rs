@@ -94,17 +94,7 @@ impl SessionManager {
         open: impl FnOnce() -> Result<Session, ToolError>,
     ) -> Result<Arc<Entry>, ToolError> {
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        forget_old_ended(&mut sessions);
-        if sessions.len() >= MAX_SESSIONS {
-            let ended = sessions.values().filter(|e| !e.session.is_alive()).count();
-            return Err(ToolError {
-                code: Code::SessionLimitReached,
-                message: format!(
-                    "{MAX_SESSIONS} sessions are open ({ended} of them ended); close sessions you no longer need"
-                ),
-                retryable: true,
-            });
-        }
+        ensure_room(&mut sessions)?;
         if let Some(id) = &id
             && sessions.contains_key(id)
         {
@@ -139,16 +129,7 @@ impl SessionManager {
     /// # Errors
     /// `SESSION_LIMIT_REACHED`.
     pub fn check_room(&self) -> Result<(), ToolError> {
-        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        forget_old_ended(&mut sessions);
-        if sessions.len() >= MAX_SESSIONS {
-            return Err(ToolError {
-                code: Code::SessionLimitReached,
-                message: format!("{MAX_SESSIONS} sessions are open; close sessions you no longer need"),
-                retryable: true,
-            });
-        }
-        Ok(())
+        ensure_room(&mut self.sessions.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Finds a session and marks it used.
@@ -208,6 +189,20 @@ impl SessionManager {
             }
         }
     }
+}
+
+/// Forgets ended sessions nobody looked at lately, then refuses when the table is still full.
+fn ensure_room(sessions: &mut HashMap<String, Arc<Entry>>) -> Result<(), ToolError> {
+    forget_old_ended(sessions);
+    if sessions.len() < MAX_SESSIONS {
+        return Ok(());
+    }
+    let ended = sessions.values().filter(|e| !e.session.is_alive()).count();
+    Err(ToolError {
+        code: Code::SessionLimitReached,
+        message: format!("{MAX_SESSIONS} sessions are open ({ended} of them ended); close sessions you no longer need"),
+        retryable: true,
+    })
 }
 
 fn not_found(id: &str) -> ToolError {

@@ -13,10 +13,9 @@ use crate::error::{Code, ToolError};
 use crate::manager::{Entry, SessionManager};
 use crate::operator::{OperatorPrompt, PromptError};
 use crate::params::{PrepareSecretParams, SendSecretParams};
+use crate::tools::WRITE_DEADLINE;
 
 const DEFAULT_PROMPT: &str = "Enter secret: ";
-/// How long writing a secret may block.
-const WRITE_DEADLINE: Duration = Duration::from_secs(10);
 /// Output must pause this long before a prepared secret's prompt is judged.
 const PROMPT_QUIET: Duration = Duration::from_millis(50);
 
@@ -116,9 +115,8 @@ pub async fn prepare_secret(
     p: PrepareSecretParams,
 ) -> Result<SecretReply, ToolError> {
     let entry = manager.get_live(&p.session_id).await?;
-    if !entry.session.is_alive() {
-        return Err(ToolError::new(Code::SessionClosed, "the session has ended"));
-    }
+    // Only that it lives: the prompt is judged when it shows.
+    check_delivery(&entry.session, true)?;
     let ending = line_ending(p.line_ending)?;
     let ttl = Duration::from_secs(p.ttl.unwrap_or(300).clamp(1, 3600) as u64);
     let secret = ask(operator, p.prompt, p.allow_empty.unwrap_or(false)).await?;

@@ -19,7 +19,7 @@ use crate::reply::{self, DEFAULT_MAX_OUTPUT, Rendered};
 /// Quiet that ends a wait when no prompt is recognised (the Go version's value).
 const DEFAULT_SETTLE: Duration = Duration::from_millis(300);
 /// How long typing may block on a program that does not read its input.
-const WRITE_DEADLINE: Duration = Duration::from_secs(10);
+pub const WRITE_DEADLINE: Duration = Duration::from_secs(10);
 /// Input larger than this is refused: it is a mistake, not a command.
 const MAX_INPUT: usize = 1 << 20;
 /// How long a new session may take to show its first prompt.

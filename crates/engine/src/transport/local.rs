@@ -82,15 +82,11 @@ pub fn spawn(cmd: &LocalCommand) -> Result<Connection, Error> {
         command = command.current_dir(cwd);
     }
     let mut child = command.spawn(pts).map_err(|e| match e {
-        pty_process::Error::Io(source) => Error::Spawn { program: cmd.program.clone(), source },
+        pty_process::Error::Io(source) => io_err(source),
         other => spawn_err(other),
     })?;
-    let pid = child.id().ok_or_else(|| Error::Spawn {
-        program: cmd.program.clone(),
-        source: io::Error::other("the child exited at once"),
-    })?;
-    let fd =
-        pty.as_fd().try_clone_to_owned().map_err(|source| Error::Spawn { program: cmd.program.clone(), source })?;
+    let pid = child.id().ok_or_else(|| io_err(io::Error::other("the child exited at once")))?;
+    let fd = pty.as_fd().try_clone_to_owned().map_err(io_err)?;
     let (reader, writer) = pty.into_split();
     let exited = Box::pin(async move {
         let status = child.wait().await.ok()?;
@@ -159,22 +155,25 @@ impl Control for LocalControl {
     fn terminate(&self) {
         // Interactive shells put each job in a process group of its own, so signalling the
         // leader's group is not enough: stop every process of the terminal's session.
-        kill_session(self.session, libc::SIGHUP);
-        kill_session(self.session, libc::SIGCONT);
-        kill_session(self.session, libc::SIGKILL);
+        // Looked up again for the KILL: a process may have forked on the hang-up.
+        kill_session(self.session, &[libc::SIGHUP, libc::SIGCONT]);
+        kill_session(self.session, &[libc::SIGKILL]);
     }
 }
 
-/// Sends `signal` to every process whose session id is `sid`.
-fn kill_session(sid: i32, signal: i32) {
-    // SAFETY: kill has no memory effects; a stale pid at worst yields ESRCH.
-    unsafe { libc::kill(-sid, signal) };
-    let Ok(dir) = std::fs::read_dir("/proc") else { return };
-    for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        if let Some(s) = process_session(pid)
-            && s == sid
-        {
+/// Sends `signals` in turn to every process whose session id is `sid`.
+fn kill_session(sid: i32, signals: &[i32]) {
+    let members: Vec<i32> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+        .filter(|&pid| process_session(pid) == Some(sid))
+        .collect();
+    for &signal in signals {
+        // SAFETY: kill has no memory effects; a stale pid at worst yields ESRCH.
+        unsafe { libc::kill(-sid, signal) };
+        for &pid in &members {
             // SAFETY: as above.
             unsafe { libc::kill(pid, signal) };
         }

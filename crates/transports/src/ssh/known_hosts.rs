@@ -123,42 +123,46 @@ fn blob_of(key: &PublicKey) -> Option<(String, String)> {
     Some((parts.next()?.to_string(), parts.next()?.to_string()))
 }
 
-/// Checks `key` for `host`:`port` against `files`.
-pub fn check(files: &[PathBuf], host: &str, port: u16, key: &PublicKey) -> Verdict {
-    let name = entry_name(host, port);
-    let Some((key_type, key_blob)) = blob_of(key) else { return Verdict::Unknown };
-    let matching: Vec<Entry> = entries(files).into_iter().filter(|e| host_matches(&e.hosts, &name)).collect();
-    if matching.iter().any(|e| e.marker.as_deref() == Some("@revoked") && e.key_blob == key_blob) {
-        return Verdict::Revoked;
-    }
-    let plain = || matching.iter().filter(|e| e.marker.is_none());
-    if plain().any(|e| e.key_type == key_type && e.key_blob == key_blob) {
-        return Verdict::Known;
-    }
-    match plain().find(|e| e.key_type == key_type) {
-        Some(e) => Verdict::Changed { file: e.file.clone(), line: e.line },
-        None => Verdict::Unknown,
-    }
-}
+/// The known_hosts lines that name one host, read once per connection: the key check, the
+/// key types to ask for and the certificate authorities all come from them.
+pub struct HostEntries(Vec<Entry>);
 
-/// The key algorithms recorded for the host, so the server can be asked for one of those.
-pub fn recorded_algorithms(files: &[PathBuf], host: &str, port: u16) -> Vec<Algorithm> {
-    let name = entry_name(host, port);
-    entries(files)
-        .into_iter()
-        .filter(|e| e.marker.is_none() && host_matches(&e.hosts, &name))
-        .filter_map(|e| e.key_type.parse().ok())
-        .collect()
-}
+impl HostEntries {
+    /// Reads `files` and keeps the lines that match `host`:`port` (hashed names included).
+    pub fn load(files: &[PathBuf], host: &str, port: u16) -> HostEntries {
+        let name = entry_name(host, port);
+        HostEntries(entries(files).into_iter().filter(|e| host_matches(&e.hosts, &name)).collect())
+    }
 
-/// The certificate authorities trusted for the host (`@cert-authority` lines matching it).
-pub fn cert_authorities(files: &[PathBuf], host: &str, port: u16) -> Vec<PublicKey> {
-    let name = entry_name(host, port);
-    entries(files)
-        .into_iter()
-        .filter(|e| e.marker.as_deref() == Some("@cert-authority") && host_matches(&e.hosts, &name))
-        .filter_map(|e| PublicKey::from_openssh(&format!("{} {}", e.key_type, e.key_blob)).ok())
-        .collect()
+    /// Checks `key` against the lines.
+    pub fn check(&self, key: &PublicKey) -> Verdict {
+        let Some((key_type, key_blob)) = blob_of(key) else { return Verdict::Unknown };
+        if self.0.iter().any(|e| e.marker.as_deref() == Some("@revoked") && e.key_blob == key_blob) {
+            return Verdict::Revoked;
+        }
+        let plain = || self.0.iter().filter(|e| e.marker.is_none());
+        if plain().any(|e| e.key_type == key_type && e.key_blob == key_blob) {
+            return Verdict::Known;
+        }
+        match plain().find(|e| e.key_type == key_type) {
+            Some(e) => Verdict::Changed { file: e.file.clone(), line: e.line },
+            None => Verdict::Unknown,
+        }
+    }
+
+    /// The key algorithms recorded for the host, so the server can be asked for one of those.
+    pub fn recorded_algorithms(&self) -> Vec<Algorithm> {
+        self.0.iter().filter(|e| e.marker.is_none()).filter_map(|e| e.key_type.parse().ok()).collect()
+    }
+
+    /// The certificate authorities trusted for the host (its `@cert-authority` lines).
+    pub fn cert_authorities(&self) -> Vec<PublicKey> {
+        self.0
+            .iter()
+            .filter(|e| e.marker.as_deref() == Some("@cert-authority"))
+            .filter_map(|e| PublicKey::from_openssh(&format!("{} {}", e.key_type, e.key_blob)).ok())
+            .collect()
+    }
 }
 
 /// Records `key` for `host`:`port` at the end of `file` (created 0600, its directory 0700).
@@ -174,6 +178,14 @@ pub fn append(file: &Path, host: &str, port: u16, key: &PublicKey) -> io::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn check(files: &[PathBuf], host: &str, port: u16, key: &PublicKey) -> Verdict {
+        HostEntries::load(files, host, port).check(key)
+    }
+
+    fn recorded_algorithms(files: &[PathBuf], host: &str, port: u16) -> Vec<Algorithm> {
+        HostEntries::load(files, host, port).recorded_algorithms()
+    }
 
     const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMtfqy0OuKuy4RxoCy/UjhMuU3L0FC1NmuYeLX4t5D4q";
     const OTHER: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPx4Kb8NBIvx4/XsU0KtlT1hgdw4ZT9u6y7YM7VJvXZ8";

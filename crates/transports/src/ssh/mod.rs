@@ -113,6 +113,8 @@ struct Client {
     host: String,
     port: u16,
     known_hosts: Vec<PathBuf>,
+    /// The known_hosts lines for this host, read once.
+    entries: known_hosts::HostEntries,
     policy: HostKeyPolicy,
     check: Arc<Mutex<KeyCheck>>,
 }
@@ -129,7 +131,7 @@ impl Client {
                 Some(format!("host key checking is off (ignore_host_key): {name}'s certificate was not verified"));
             return true;
         }
-        let authorities = known_hosts::cert_authorities(&self.known_hosts, &self.host, self.port);
+        let authorities = self.entries.cert_authorities();
         let trusted: Vec<_> = authorities.iter().map(|k| k.fingerprint(HashAlg::Sha256)).collect();
         let signer = cert.signature_key().fingerprint(HashAlg::Sha256);
         let principals = cert.valid_principals();
@@ -171,7 +173,7 @@ impl client::Handler for Client {
             ));
             return Ok(true);
         }
-        match known_hosts::check(&self.known_hosts, &self.host, self.port, key) {
+        match self.entries.check(key) {
             Verdict::Known => Ok(true),
             Verdict::Revoked => {
                 check.problem = Some(SshError::HostKeyChanged(format!(
@@ -286,33 +288,7 @@ impl Connected {
         input: &[u8],
         timeout: Duration,
     ) -> Result<(Option<u32>, Vec<u8>), SshError> {
-        let mut channel = self
-            .handle
-            .channel_open_session()
-            .await
-            .map_err(|e| SshError::Other(format!("the server refused a session channel: {e}")))?;
-        channel.exec(true, command.as_bytes()).await.map_err(|e| SshError::Other(format!("exec refused: {e}")))?;
-        let mut out = Vec::new();
-        let mut status = None;
-        let exchange = async {
-            if !input.is_empty() {
-                channel.data(input).await.map_err(|e| SshError::Other(format!("sending input failed: {e}")))?;
-            }
-            channel.eof().await.map_err(|e| SshError::Other(format!("sending input failed: {e}")))?;
-            while let Some(msg) = channel.wait().await {
-                match msg {
-                    ChannelMsg::Data { data } => out.extend_from_slice(&data),
-                    ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
-                    ChannelMsg::Close => break,
-                    _ => {}
-                }
-            }
-            Ok::<_, SshError>(())
-        };
-        tokio::time::timeout(timeout, exchange)
-            .await
-            .map_err(|_| SshError::Other(format!("{command:?} did not finish within {timeout:?}")))??;
-        Ok((status, out))
+        exec_collect(&self.handle, command, input, timeout).await
     }
 
     /// Runs `command` on an exec channel and hands over its stdin and stdout as a byte stream
@@ -322,11 +298,7 @@ impl Connected {
     /// # Errors
     /// When the server refuses the channel or the command.
     pub async fn into_stream(self, command: &str) -> Result<ExecStream, SshError> {
-        let channel = self
-            .handle
-            .channel_open_session()
-            .await
-            .map_err(|e| SshError::Other(format!("the server refused a session channel: {e}")))?;
+        let channel = open_session(&self.handle).await?;
         channel.exec(true, command.as_bytes()).await.map_err(|e| SshError::Other(format!("exec refused: {e}")))?;
         Ok(ExecStream { stream: channel.into_stream(), _connection: (self.handle, self.jumps) })
     }
@@ -419,10 +391,7 @@ pub async fn open(opts: SshOptions) -> Result<Opened, SshError> {
 
 /// A session channel with a PTY running the login shell or `opts.command`.
 async fn open_pty(handle: &Handle<Client>, opts: &SshOptions) -> Result<russh::Channel<client::Msg>, SshError> {
-    let channel = handle
-        .channel_open_session()
-        .await
-        .map_err(|e| SshError::Other(format!("the server refused a session channel: {e}")))?;
+    let channel = open_session(handle).await?;
     for (k, v) in &opts.env {
         let _ = channel.set_env(false, k.clone(), v.clone()).await;
     }
@@ -441,20 +410,49 @@ async fn open_pty(handle: &Handle<Client>, opts: &SshOptions) -> Result<russh::C
 /// The user's login shell on the server (`$SHELL`), asked on a separate exec channel so that
 /// nothing is typed into the PTY of a device that is no Unix host.
 async fn login_shell(handle: &Handle<Client>) -> Option<String> {
-    let mut channel = handle.channel_open_session().await.ok()?;
-    channel.exec(true, "printf '%s' \"$SHELL\"").await.ok()?;
+    let (_, out) = exec_collect(handle, "printf '%s' \"$SHELL\"", b"", Duration::from_secs(3)).await.ok()?;
+    String::from_utf8(out).ok().filter(|s| s.starts_with('/') && s.len() < 256)
+}
+
+/// Runs `command` on an exec channel (no PTY) with `input` on its stdin; returns its exit
+/// status and standard output, within `timeout`.
+async fn exec_collect(
+    handle: &Handle<Client>,
+    command: &str,
+    input: &[u8],
+    timeout: Duration,
+) -> Result<(Option<u32>, Vec<u8>), SshError> {
+    let mut channel = open_session(handle).await?;
+    channel.exec(true, command.as_bytes()).await.map_err(|e| SshError::Other(format!("exec refused: {e}")))?;
     let mut out = Vec::new();
-    let read = async {
+    let mut status = None;
+    let exchange = async {
+        if !input.is_empty() {
+            channel.data(input).await.map_err(|e| SshError::Other(format!("sending input failed: {e}")))?;
+        }
+        channel.eof().await.map_err(|e| SshError::Other(format!("sending input failed: {e}")))?;
         while let Some(msg) = channel.wait().await {
             match msg {
                 ChannelMsg::Data { data } => out.extend_from_slice(&data),
+                ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
                 ChannelMsg::Close => break,
                 _ => {}
             }
         }
+        Ok::<_, SshError>(())
     };
-    tokio::time::timeout(Duration::from_secs(3), read).await.ok()?;
-    String::from_utf8(out).ok().filter(|s| s.starts_with('/') && s.len() < 256)
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| SshError::Other(format!("{command:?} did not finish within {timeout:?}")))??;
+    Ok((status, out))
+}
+
+/// A session channel, or why the server refused one.
+async fn open_session(handle: &Handle<Client>) -> Result<russh::Channel<client::Msg>, SshError> {
+    handle
+        .channel_open_session()
+        .await
+        .map_err(|e| SshError::Other(format!("the server refused a session channel: {e}")))
 }
 
 /// A TCP connection to `host`, within `timeout`.
@@ -492,10 +490,11 @@ where
     // Ask for the key type we have on record, avoiding a false "changed key" when the server
     // would prefer another type.
     // With a certificate authority on record for the host, ask for its certificate.
-    if !known_hosts::cert_authorities(&host.known_hosts, &host.hostname, host.port).is_empty() {
+    let entries = known_hosts::HostEntries::load(&host.known_hosts, &host.hostname, host.port);
+    if !entries.cert_authorities().is_empty() {
         config.preferred.host_key_certificates = config.preferred.key.clone();
     }
-    let recorded = known_hosts::recorded_algorithms(&host.known_hosts, &host.hostname, host.port);
+    let recorded = entries.recorded_algorithms();
     if !recorded.is_empty() {
         let mut keys: Vec<_> = recorded.clone();
         keys.extend(config.preferred.key.iter().filter(|k| !recorded.contains(k)).cloned());
@@ -506,6 +505,7 @@ where
         host: host.hostname.clone(),
         port: host.port,
         known_hosts: host.known_hosts.clone(),
+        entries,
         policy,
         check: check.clone(),
     };
