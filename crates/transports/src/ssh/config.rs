@@ -66,6 +66,25 @@ impl HostConfig {
         }
     }
 
+    /// Sets the single-valued keyword `key` (lower case) from `value`; a bad value leaves the
+    /// setting as it was. Both readings of ssh_config, `ssh -G`'s and ours, go through here.
+    fn apply(&mut self, key: &str, value: &str) {
+        let seconds = |v: &str| v.parse().ok().map(Duration::from_secs);
+        match key {
+            "hostname" => self.hostname = value.to_string(),
+            "port" => self.port = value.parse().unwrap_or(self.port),
+            "user" => self.user = value.to_string(),
+            "identitiesonly" => self.identities_only = value == "yes",
+            "identityagent" => self.identity_agent = Some(value.to_string()),
+            "proxyjump" => self.proxy_jump = Some(value.to_string()).filter(|v| v != "none"),
+            "stricthostkeychecking" => self.strict_host_key_checking = Some(value.to_string()),
+            "serveraliveinterval" => self.server_alive_interval = seconds(value).filter(|d| !d.is_zero()),
+            "serveralivecountmax" => self.server_alive_count_max = value.parse().ok(),
+            "connecttimeout" => self.connect_timeout = seconds(value),
+            _ => {}
+        }
+    }
+
     /// Parses `ssh -G` output (`keyword value` lines, keywords in lower case).
     pub fn from_ssh_g(host: &str, text: &str) -> HostConfig {
         let mut c = HostConfig::defaults(host);
@@ -76,22 +95,10 @@ impl HostConfig {
             let Some((key, value)) = line.split_once(' ') else { continue };
             let value = value.trim();
             match key {
-                "hostname" => c.hostname = value.to_string(),
-                "port" => c.port = value.parse().unwrap_or(22),
-                "user" => c.user = value.to_string(),
                 "identityfile" => c.identity_files.push(expand_home(value)),
-                "identitiesonly" => c.identities_only = value == "yes",
-                "identityagent" => c.identity_agent = Some(value.to_string()),
-                "proxyjump" if value != "none" => c.proxy_jump = Some(value.to_string()),
                 "userknownhostsfile" => c.known_hosts.extend(value.split_whitespace().map(expand_home)),
                 "globalknownhostsfile" => global_known.extend(value.split_whitespace().map(expand_home)),
-                "stricthostkeychecking" => c.strict_host_key_checking = Some(value.to_string()),
-                "serveraliveinterval" => {
-                    c.server_alive_interval = value.parse().ok().filter(|&s| s > 0).map(Duration::from_secs)
-                }
-                "serveralivecountmax" => c.server_alive_count_max = value.parse().ok(),
-                "connecttimeout" => c.connect_timeout = value.parse().ok().map(Duration::from_secs),
-                _ => {}
+                _ => c.apply(key, value),
             }
         }
         c.known_hosts.extend(global_known);
@@ -108,34 +115,25 @@ pub fn parse_files(host: &str, files: &[PathBuf]) -> HostConfig {
     for file in files {
         read_file(host, file, &mut seen, 0);
     }
-    let first = |k: &str| seen.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
     let mut c = HostConfig::defaults(host);
-    if let Some(v) = first("hostname") {
-        c.hostname = v.replace("%h", host);
+    let mut applied: Vec<&str> = Vec::new();
+    for (key, value) in &seen {
+        // The first value of a keyword wins.
+        if !applied.contains(&key.as_str()) {
+            applied.push(key);
+            c.apply(key, value);
+        }
     }
-    if let Some(v) = first("port").and_then(|v| v.parse().ok()) {
-        c.port = v;
-    }
-    if let Some(v) = first("user") {
-        c.user = v;
-    }
+    c.hostname = c.hostname.replace("%h", host);
     let ids: Vec<PathBuf> =
         seen.iter().filter(|(k, _)| k == "identityfile").map(|(_, v)| expand_home(&tokens(v, &c))).collect();
     if !ids.is_empty() {
         c.identity_files = ids;
     }
-    c.identities_only = first("identitiesonly").is_some_and(|v| v == "yes");
-    c.identity_agent = first("identityagent");
-    c.proxy_jump = first("proxyjump").filter(|v| v != "none");
-    if let Some(v) = first("userknownhostsfile") {
+    if let Some((_, v)) = seen.iter().find(|(k, _)| k == "userknownhostsfile") {
         c.known_hosts = v.split_whitespace().map(expand_home).collect();
         c.known_hosts.push(PathBuf::from("/etc/ssh/ssh_known_hosts"));
     }
-    c.strict_host_key_checking = first("stricthostkeychecking");
-    c.server_alive_interval =
-        first("serveraliveinterval").and_then(|v| v.parse().ok()).filter(|&s| s > 0).map(Duration::from_secs);
-    c.server_alive_count_max = first("serveralivecountmax").and_then(|v| v.parse().ok());
-    c.connect_timeout = first("connecttimeout").and_then(|v| v.parse().ok()).map(Duration::from_secs);
     c
 }
 
