@@ -118,8 +118,9 @@ async fn run<T: Serialize>(
     }
 }
 
-fn secs(s: Option<i64>, default: u64) -> Option<Duration> {
-    Some(Duration::from_secs(s.map_or(default, |s| s.clamp(0, 600) as u64)))
+/// The length of a wait as the tool will clamp it, for the progress total.
+fn secs(s: Option<i64>, default: i64) -> Duration {
+    Duration::from_secs(s.unwrap_or(default).clamp(0, tools::MAX_WAIT_SECS) as u64)
 }
 
 #[tool_router]
@@ -160,7 +161,7 @@ impl PtyMcp {
         Parameters(p): Parameters<SendInputParams>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let total = p.wait_for.as_ref().and_then(|_| secs(p.wait_for_timeout, 10));
+        let total = p.wait_for.as_ref().map(|_| secs(p.wait_for_timeout, tools::DEFAULT_WAIT_FOR_SECS));
         run(ctx, total, async {
             let cmd = self.audit.before_input(&self.manager, &p.session_id, &p.input, p.raw.unwrap_or(false)).await?;
             let reply = tools::send_input(&self.manager, p).await?;
@@ -182,7 +183,7 @@ impl PtyMcp {
         Parameters(p): Parameters<ReadOutputParams>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let total = secs(p.timeout, 5);
+        let total = Some(secs(p.timeout, tools::DEFAULT_READ_SECS));
         run(ctx, total, tools::read_output(&self.manager, p)).await
     }
 

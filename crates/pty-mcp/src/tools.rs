@@ -20,6 +20,12 @@ use crate::reply::{self, DEFAULT_MAX_OUTPUT, Rendered};
 const DEFAULT_SETTLE: Duration = Duration::from_millis(300);
 /// How long typing may block on a program that does not read its input.
 pub const WRITE_DEADLINE: Duration = Duration::from_secs(10);
+/// Longest wait a call may ask for, in seconds (the Go version's cap).
+pub const MAX_WAIT_SECS: i64 = 600;
+/// `send_input`'s `wait_for_timeout` when not given, in seconds.
+pub const DEFAULT_WAIT_FOR_SECS: i64 = 10;
+/// `read_output`'s `timeout` when not given, in seconds.
+pub const DEFAULT_READ_SECS: i64 = 5;
 /// Input larger than this is refused: it is a mistake, not a command.
 const MAX_INPUT: usize = 1 << 20;
 /// How long a new session may take to show its first prompt.
@@ -448,7 +454,7 @@ pub async fn send_input(manager: &SessionManager, p: SendInputParams) -> Result<
     let pattern =
         p.wait_for.as_deref().filter(|w| !w.is_empty()).map(|w| compile_pattern(w, &mut warnings)).transpose()?;
     let timeout = warnings.clamp("timeout_ms", p.timeout_ms, 5000, 0, 30_000);
-    let wait_timeout = warnings.clamp("wait_for_timeout", p.wait_for_timeout, 10, 0, 600);
+    let wait_timeout = warnings.clamp("wait_for_timeout", p.wait_for_timeout, DEFAULT_WAIT_FOR_SECS, 0, MAX_WAIT_SECS);
     let settle_ms = warnings.clamp("settle_ms", p.settle_ms, 300, 10, 60_000);
     let cap = warnings.clamp("max_output_bytes", p.max_output_bytes, DEFAULT_MAX_OUTPUT as i64, 256, 16 << 20) as usize;
 
@@ -677,7 +683,7 @@ pub async fn read_output(manager: &SessionManager, p: ReadOutputParams) -> Resul
         }));
     }
 
-    let timeout = warnings.clamp("timeout", p.timeout, 5, 0, 600);
+    let timeout = warnings.clamp("timeout", p.timeout, DEFAULT_READ_SECS, 0, MAX_WAIT_SECS);
     let deadline = Instant::now() + Duration::from_secs(timeout as u64);
     let from = session.read_cursor();
 
