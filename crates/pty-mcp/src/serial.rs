@@ -11,7 +11,7 @@ use crate::error::{Code, ToolError};
 use crate::manager::SessionManager;
 use crate::params::{CreateSerialParams, SendBreakParams};
 use crate::reply;
-use crate::tools::{Created, Settings, open_log, size_param};
+use crate::tools::{Created, Settings, open_log, terminal_size};
 
 /// How long to gather what a device prints when the line opens (usually nothing: a console
 /// speaks when spoken to).
@@ -71,8 +71,7 @@ pub async fn create_serial_session(
         &b"\r"[..],
         &[("cr", &b"\r"[..]), ("lf", &b"\n"[..]), ("crlf", &b"\r\n"[..])],
     )?;
-    let rows = size_param("rows", p.rows, 40, 500)?;
-    let cols = size_param("cols", p.cols, 120, 1000)?;
+    let (rows, cols) = terminal_size(p.rows, p.cols)?;
     let opts = SerialOptions {
         path: device.clone().into(),
         baud: baud as u32,

@@ -14,7 +14,7 @@ use crate::operator::OperatorPrompt;
 use crate::params::{CreateSshParams, SshTargetParams};
 use crate::persistent;
 use crate::reply;
-use crate::tools::{Created, Settings, open_log, size_param};
+use crate::tools::{Created, Settings, open_log, terminal_size};
 
 /// How long the remote banner and first prompt may take to appear.
 const BANNER_WAIT: Duration = Duration::from_secs(3);
@@ -140,8 +140,7 @@ pub async fn create_ssh_session(
 ) -> Result<Created, ToolError> {
     manager.check_room()?;
     let mut opts = options(operator, p.ssh).await?;
-    let rows = size_param("rows", p.rows, 40, 500)?;
-    let cols = size_param("cols", p.cols, 120, 1000)?;
+    let (rows, cols) = terminal_size(p.rows, p.cols)?;
     let command = p.command.filter(|c| !c.trim().is_empty());
     let shell_integration = p.shell_integration.unwrap_or(true);
     if p.persistent == Some(true) || p.session_id.is_some() {

@@ -336,8 +336,7 @@ pub async fn create_local_session(
                 "args, env and cwd are not available with persistent: put them in the command line",
             ));
         }
-        let rows = size_param("rows", p.rows, 40, 500)?;
-        let cols = size_param("cols", p.cols, 120, 1000)?;
+        let (rows, cols) = terminal_size(p.rows, p.cols)?;
         let what = match p.session_id.filter(|id| !id.trim().is_empty()) {
             Some(id) => persistent::Target::Reattach(id.trim().to_string()),
             None => persistent::Target::Create {
@@ -361,8 +360,7 @@ pub async fn create_local_session(
     }
     let mut cmd = LocalCommand::parse(line)?;
     cmd.args.extend(p.args.unwrap_or_default());
-    cmd.rows = size_param("rows", p.rows, 40, 500)?;
-    cmd.cols = size_param("cols", p.cols, 120, 1000)?;
+    (cmd.rows, cmd.cols) = terminal_size(p.rows, p.cols)?;
     cmd.env = p.env.unwrap_or_default().into_iter().collect();
     cmd.shell_integration = p.shell_integration.unwrap_or(true);
     if let Some(cwd) = p.cwd.filter(|c| !c.is_empty()) {
@@ -411,13 +409,16 @@ pub fn open_log(p: LogOptions, rows: u16, cols: u16) -> Result<Option<Recorder>,
     Recorder::open(spec, rows, cols).map(Some).map_err(|e| ToolError::invalid(format!("log_file: {e}")))
 }
 
-pub fn size_param(name: &str, value: Option<i64>, default: u16, max: u16) -> Result<u16, ToolError> {
-    match value {
+/// The terminal size asked for: the engine's default where not given, 1–500 rows, 1–1000 columns.
+pub fn terminal_size(rows: Option<i64>, cols: Option<i64>) -> Result<(u16, u16), ToolError> {
+    let defaults = SessionConfig::default();
+    let one = |name: &str, value: Option<i64>, default: u16, max: u16| match value {
         None => Ok(default),
         Some(v) if v <= 0 => Err(ToolError::invalid("rows and cols must be positive integers")),
         Some(v) if v > max as i64 => Err(ToolError::invalid(format!("{name} {v} is too large (at most {max})"))),
         Some(v) => Ok(v as u16),
-    }
+    };
+    Ok((one("rows", rows, defaults.rows, 500)?, one("cols", cols, defaults.cols, 1000)?))
 }
 
 /// Either reply of send_input.
@@ -764,8 +765,7 @@ pub fn resize_session(manager: &SessionManager, p: ResizeParams) -> Result<Resiz
     let (Some(rows), Some(cols)) = (p.rows, p.cols) else {
         return Err(ToolError::invalid("rows and cols are both required"));
     };
-    let rows = size_param("rows", Some(rows), 40, 500)?;
-    let cols = size_param("cols", Some(cols), 120, 1000)?;
+    let (rows, cols) = terminal_size(Some(rows), Some(cols))?;
     entry.session.resize(rows, cols)?;
     Ok(Resized { success: true, rows, cols })
 }
