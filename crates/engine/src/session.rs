@@ -18,7 +18,7 @@ use crate::record::Recorder;
 use crate::scanner::{Event, Modes, Query, Scanner};
 use crate::screen::{Screen, ScreenView};
 use crate::secret::{self, Secret};
-use crate::shell::ShellState;
+use crate::shell::{Cycle, ShellState, Typed};
 use crate::transcript::{Offset, Slice, Transcript};
 use crate::transport::{Connection, Control, Exit, Exited, Foreground, Reader, Writer};
 
@@ -115,6 +115,10 @@ pub(crate) struct Shared {
     recorder: Mutex<Option<Recorder>>,
     /// Secrets sent lately, masked if the program prints them back, until their time is up.
     masks: Mutex<Vec<(Secret, Instant)>>,
+    /// The transcript end when input was last written (see [`ShellState::ready_at`]).
+    last_input: Mutex<Option<Offset>>,
+    /// The transport set the shell up for integration marks.
+    integration: bool,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -151,6 +155,8 @@ impl Session {
             read_cursor: Mutex::new(config.start),
             recorder: Mutex::new(recorder),
             masks: Mutex::new(Vec::new()),
+            last_input: Mutex::new(None),
+            integration: conn.shell_token.is_some(),
         });
         let writer = Arc::new(tokio::sync::Mutex::new(conn.writer));
         let reader = tokio::spawn(read_loop(shared.clone(), conn.reader, conn.exited, conn.link, writer.clone()));
@@ -175,6 +181,43 @@ impl Session {
             r.input(bytes);
         }
         Ok(start)
+    }
+
+    /// Writes a command line, like [`Session::write`], and notes what is needed to find the
+    /// command it forms among the shell's marks ([`Session::cycle`]): whether the shell was at
+    /// its prompt, and the line to recognise in its echo otherwise.
+    ///
+    /// # Errors
+    /// As [`Session::write`].
+    pub async fn write_command(&self, bytes: &[u8], line: &str, deadline: Instant) -> Result<Typed, Error> {
+        let previous = *lock(&self.shared.last_input);
+        let at = self.write(bytes, deadline).await?;
+        let ready = self.with_shell(|s| s.ready_at(at, previous));
+        let first_line = line.lines().map(str::trim).find(|l| !l.is_empty()).map(String::from);
+        Ok(Typed { at, ready, first_line })
+    }
+
+    /// The marks of the command `typed` formed (see [`ShellState::cycle`]).
+    pub fn cycle(&self, typed: &Typed, multiline: bool) -> Cycle {
+        // The shell lock is held while the transcript is read; nothing takes them the other way.
+        let line = typed.first_line.as_deref().unwrap_or("");
+        self.with_shell(|s| s.cycle(typed, multiline, |from, to| self.echoes(from, to, line)))
+    }
+
+    /// Whether the output in `[from, to)` shows `line` (a line editor's echo of it): compared
+    /// without white space, so that wrapping and redraws do not matter.
+    fn echoes(&self, from: Offset, to: Offset, line: &str) -> bool {
+        const LOOK_BACK: u64 = 16 << 10;
+        let from = from.max(Offset(to.0.saturating_sub(LOOK_BACK)));
+        let shown = crate::text::clean(&self.slice(from, to.since(from) as usize).bytes);
+        let squeeze = |t: &str| t.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+        let want = squeeze(line);
+        !want.is_empty() && squeeze(&shown).contains(&want)
+    }
+
+    /// Whether the shell was set up for integration marks (it may not have shown one yet).
+    pub fn has_integration(&self) -> bool {
+        self.shared.integration
     }
 
     /// Writes a secret and then `line_ending`, like [`Session::write`] but without recording
@@ -205,7 +248,10 @@ impl Session {
             }
             writer.flush().await
         };
-        match tokio::time::timeout_at(deadline, write).await {
+        let written = tokio::time::timeout_at(deadline, write).await;
+        // Even a failed write may have typed part of the input.
+        *lock(&self.shared.last_input) = Some(start);
+        match written {
             Ok(Ok(())) => Ok(start),
             Ok(Err(_)) if !self.is_alive() => Err(Error::Closed),
             Ok(Err(e)) => Err(Error::Io(e)),

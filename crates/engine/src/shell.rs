@@ -57,6 +57,60 @@ pub struct Finished {
     pub duration: Option<std::time::Duration>,
 }
 
+/// A mark as the session saw it: the mark and when it arrived.
+#[derive(Debug, Clone)]
+struct Seen {
+    mark: Mark,
+    at: Instant,
+}
+
+/// How many recent marks are kept for attributing commands (a cycle is four marks).
+const HISTORY: usize = 256;
+
+/// Input typed at a shell, as [`ShellState::cycle`] needs it to find the command it formed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Typed {
+    /// The transcript end just before the input was written.
+    pub at: Offset,
+    /// The shell was at its prompt when the input was written, with nothing typed since that
+    /// prompt was drawn: the next command it runs is this input's.
+    pub ready: bool,
+    /// The first non-blank line typed, matched against the line editor's echo when the shell
+    /// was not ready (the input waited in the terminal while something else ran).
+    pub first_line: Option<String>,
+}
+
+/// The command one input formed, found in the marks after it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cycle {
+    /// Its C mark was seen: where its output begins.
+    pub output_from: Option<Offset>,
+    /// Its D mark was seen (for input of several lines, the last D so far).
+    pub finished: Option<Finished>,
+    /// A command that was still running when the input was typed ended first (with this D):
+    /// its output lies between the input and this command's own marks.
+    pub earlier: Option<Finished>,
+    /// The shell drew its prompt after `earlier` ended: if the input were waiting in the
+    /// terminal, the shell would now read it and run it; if it does not, the running command
+    /// took the input (a program reading its terminal, like `python3` or `read`).
+    pub prompt_after_earlier: bool,
+}
+
+impl Cycle {
+    /// The command that ends the input's reply, given whether the shell has stayed at its
+    /// prompt after `earlier` without running the input: the input's own command, or the
+    /// running command that took the input.
+    pub fn ended(&self, input_taken: bool) -> Option<&Finished> {
+        self.finished.as_ref().or(self.earlier.as_ref().filter(|_| input_taken && self.awaits_taker()))
+    }
+
+    /// Whether the only way left to end this input's wait is the running command having taken
+    /// the input (see [`Cycle::prompt_after_earlier`]).
+    pub fn awaits_taker(&self) -> bool {
+        self.output_from.is_none() && self.finished.is_none() && self.prompt_after_earlier
+    }
+}
+
 /// What the marks say about the shell, kept by the session as they arrive.
 #[derive(Debug, Clone, Default)]
 pub struct ShellState {
@@ -66,9 +120,8 @@ pub struct ShellState {
     pub running: bool,
     /// The last command that finished.
     pub last: Option<Finished>,
-    /// Offsets just after recent C marks and when they arrived, oldest first (several lines of
-    /// input run several commands; the output of all of them starts at the first).
-    recent_starts: std::collections::VecDeque<(Offset, Instant)>,
+    /// Recent marks, oldest first, for attributing commands to the input that formed them.
+    history: std::collections::VecDeque<Seen>,
     /// Offset just after the last B mark: the shell is waiting for input from there.
     pub prompt_end: Option<Offset>,
     /// The working directory reported last.
@@ -80,35 +133,30 @@ impl ShellState {
     pub fn apply(&mut self, mark: Mark, now: Instant) {
         self.active = true;
         match mark.kind {
-            MarkKind::PromptStart => self.running = false,
+            MarkKind::PromptStart | MarkKind::CommandEnd => self.running = false,
             MarkKind::PromptEnd => {
                 self.running = false;
                 self.prompt_end = Some(mark.end);
             }
-            MarkKind::OutputStart => {
-                self.running = true;
-                if self.recent_starts.len() == 64 {
-                    self.recent_starts.pop_front();
-                }
-                self.recent_starts.push_back((mark.end, now));
-            }
-            MarkKind::CommandEnd => {
-                // A C belongs to this D only if it came after the previous D.
-                let after_previous = |o: &Offset| self.last.as_ref().is_none_or(|l| *o >= l.mark_end);
-                let started = self.recent_starts.back().copied().filter(|(o, _)| after_previous(o));
-                if mark.cwd.is_some() {
-                    self.cwd = mark.cwd.clone();
-                }
-                self.last = Some(Finished {
-                    output_from: started.map(|(o, _)| o),
-                    output_to: mark.start,
-                    mark_end: mark.end,
-                    exit: mark.exit,
-                    cwd: mark.cwd,
-                    duration: started.map(|(_, t)| now.saturating_duration_since(t)),
-                });
-                self.running = false;
-            }
+            MarkKind::OutputStart => self.running = true,
+        }
+        if mark.cwd.is_some() {
+            self.cwd = mark.cwd.clone();
+        }
+        if self.history.len() == HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(Seen { mark, at: now });
+        let n = self.history.len();
+        if self.history[n - 1].mark.kind == MarkKind::CommandEnd {
+            // A C belongs to this D only if it came after the previous D.
+            let started = self
+                .history
+                .range(..n - 1)
+                .rev()
+                .take_while(|s| s.mark.kind != MarkKind::CommandEnd)
+                .find(|s| s.mark.kind == MarkKind::OutputStart);
+            self.last = Some(finished(started, &self.history[n - 1]));
         }
     }
 
@@ -117,14 +165,76 @@ impl ShellState {
         self.active && !self.running && self.prompt_end.is_some()
     }
 
-    /// Where the output of the first command accepted after `from` starts.
-    pub fn first_output_start_after(&self, from: Offset) -> Option<Offset> {
-        self.recent_starts.iter().map(|(o, _)| *o).find(|o| *o >= from)
+    /// Whether input written when the transcript ended at `at` is read by the shell at a prompt
+    /// as its next command: the last mark before `at` is a prompt's end (B), drawn after the
+    /// previous input (written at `previous_input`) was typed.
+    pub fn ready_at(&self, at: Offset, previous_input: Option<Offset>) -> bool {
+        let last = self.history.iter().rev().find(|s| s.mark.end <= at);
+        last.is_some_and(|s| s.mark.kind == MarkKind::PromptEnd && previous_input.is_none_or(|p| s.mark.start >= p))
+    }
+
+    /// The marks of the command formed by `typed`, and only its own.
+    ///
+    /// When the shell was ready, the first C after the input is its command's, and the first D
+    /// after that C (or a D with no C: an empty line) ends it. Otherwise the input waited in the
+    /// terminal while something else ran: marks are skipped until a C whose line editor echo
+    /// (the text between the previous mark and the C, checked by `echoed(from, to)`) shows the
+    /// typed line; a D before that belongs to the earlier command. Input of several lines
+    /// (`multiline`) runs several commands: `finished` is then the last D so far.
+    pub fn cycle(&self, typed: &Typed, multiline: bool, mut echoed: impl FnMut(Offset, Offset) -> bool) -> Cycle {
+        let mut cycle = Cycle::default();
+        let mut started: Option<&Seen> = None;
+        let mut segment = typed.at;
+        for seen in self.history.iter().filter(|s| s.mark.start >= typed.at) {
+            let m = &seen.mark;
+            match (started, m.kind) {
+                (None, MarkKind::OutputStart) => {
+                    let ours = typed.ready && cycle.earlier.is_none()
+                        || typed.first_line.is_some() && echoed(segment, m.start);
+                    if ours {
+                        started = Some(seen);
+                        cycle.output_from = Some(m.end);
+                    }
+                }
+                (None, MarkKind::CommandEnd) if typed.ready && cycle.earlier.is_none() => {
+                    cycle.finished = Some(finished(None, seen));
+                    if !multiline {
+                        break;
+                    }
+                }
+                (None, MarkKind::CommandEnd) => {
+                    cycle.earlier = Some(finished(None, seen));
+                    cycle.prompt_after_earlier = false;
+                }
+                (None, MarkKind::PromptEnd) if cycle.earlier.is_some() => cycle.prompt_after_earlier = true,
+                (Some(c), MarkKind::CommandEnd) => {
+                    cycle.finished = Some(finished(Some(c), seen));
+                    if !multiline {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+            segment = m.end;
+        }
+        cycle
     }
 
     /// The last finished command if it finished after `from`.
     pub fn finished_after(&self, from: Offset) -> Option<&Finished> {
         self.last.as_ref().filter(|l| l.output_to >= from)
+    }
+}
+
+/// The command that the D mark `end` closed, started by the C mark `start` when it had one.
+fn finished(start: Option<&Seen>, end: &Seen) -> Finished {
+    Finished {
+        output_from: start.map(|s| s.mark.end),
+        output_to: end.mark.start,
+        mark_end: end.mark.end,
+        exit: end.mark.exit,
+        cwd: end.mark.cwd.clone(),
+        duration: start.map(|s| end.at.saturating_duration_since(s.at)),
     }
 }
 
@@ -349,6 +459,73 @@ mod tests {
         // An empty line: D without a new C.
         s.apply(mark(MarkKind::CommandEnd, 80, Some(1)), t);
         assert_eq!(s.last.as_ref().unwrap().output_from, None);
+    }
+
+    /// Applies marks given as (kind letter, offset).
+    fn marks(s: &mut ShellState, list: &[(char, u64, Option<i32>)]) {
+        let t = Instant::now();
+        for &(k, at, exit) in list {
+            let kind = match k {
+                'A' => MarkKind::PromptStart,
+                'B' => MarkKind::PromptEnd,
+                'C' => MarkKind::OutputStart,
+                _ => MarkKind::CommandEnd,
+            };
+            s.apply(mark(kind, at, exit), t);
+        }
+    }
+
+    fn typed(at: u64, ready: bool) -> Typed {
+        Typed { at: Offset(at), ready, first_line: Some("cmd".into()) }
+    }
+
+    #[test]
+    fn a_startup_prompts_end_mark_is_never_a_commands() {
+        let mut s = ShellState::default();
+        // Input typed at 5, while startup files ran: the startup prompt's D (exit 0) comes after.
+        assert!(!s.ready_at(Offset(5), None));
+        marks(&mut s, &[('D', 10, Some(0)), ('A', 20, None), ('B', 30, None)]);
+        let c = s.cycle(&typed(5, false), false, |_, _| false);
+        assert_eq!((c.finished.as_ref(), c.earlier.as_ref().map(|e| e.exit)), (None, Some(Some(0))));
+        // The line editor echoes the line, then runs it.
+        marks(&mut s, &[('C', 50, None), ('D', 70, Some(3))]);
+        let c = s.cycle(&typed(5, false), false, |from, to| (from, to) == (Offset(35), Offset(50)));
+        let done = c.finished.unwrap();
+        assert_eq!((c.output_from, done.output_to, done.exit), (Some(Offset(55)), Offset(70), Some(3)));
+    }
+
+    #[test]
+    fn readiness_needs_a_prompt_drawn_after_the_last_input() {
+        let mut s = ShellState::default();
+        marks(&mut s, &[('D', 0, Some(0)), ('A', 10, None), ('B', 20, None)]);
+        assert!(s.ready_at(Offset(30), None));
+        assert!(s.ready_at(Offset(30), Some(Offset(15))));
+        // Input typed at 28 has not been answered by a prompt yet.
+        assert!(!s.ready_at(Offset(30), Some(Offset(28))));
+        // A running command.
+        marks(&mut s, &[('C', 40, None)]);
+        assert!(!s.ready_at(Offset(50), None));
+        // When ready, the next C and D are the command's, and an empty line's D is too.
+        marks(&mut s, &[('D', 60, Some(1)), ('A', 70, None), ('B', 80, None)]);
+        let c = s.cycle(&typed(90, true), false, |_, _| false);
+        assert_eq!(c, Cycle::default());
+        marks(&mut s, &[('D', 95, Some(0))]);
+        let c = s.cycle(&typed(90, true), false, |_, _| false);
+        assert_eq!((c.output_from, c.finished.map(|f| f.exit)), (None, Some(Some(0))));
+    }
+
+    #[test]
+    fn input_taken_by_the_running_command_ends_with_it_only_after_the_prompt() {
+        let mut s = ShellState::default();
+        marks(&mut s, &[('B', 0, None), ('C', 10, None)]);
+        marks(&mut s, &[('D', 30, Some(0))]);
+        let c = s.cycle(&typed(20, false), false, |_, _| false);
+        assert!(!c.awaits_taker() && c.ended(true).is_none());
+        marks(&mut s, &[('A', 40, None), ('B', 50, None)]);
+        let c = s.cycle(&typed(20, false), false, |_, _| false);
+        assert!(c.awaits_taker());
+        assert_eq!(c.ended(false), None);
+        assert_eq!(c.ended(true).map(|f| f.exit), Some(Some(0)));
     }
 
     #[test]

@@ -9,12 +9,13 @@ use regex::Regex;
 use tokio::time::Instant;
 
 use crate::session::Session;
+use crate::shell::Typed;
 use crate::text;
 use crate::transcript::Offset;
 use crate::transport::Foreground;
 
 /// When a settle wait may call the program idle.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Settle {
     /// Output before this offset does not count as an answer.
     pub from: Offset,
@@ -32,6 +33,10 @@ pub struct Settle {
     /// shell's command is still running (for reads that follow progress); otherwise such a
     /// pause keeps waiting for the command to finish.
     pub return_on_pause: bool,
+    /// The command line typed at `from`, when the wait is for its answer: an integrated shell's
+    /// completion then comes only from that command's own marks (see [`Session::cycle`]), never
+    /// from an earlier command's, and the shell's prompt alone does not end the wait.
+    pub command: Option<Typed>,
 }
 
 impl Settle {
@@ -39,15 +44,33 @@ impl Settle {
     /// line, short enough not to be felt.
     pub const CONFIRM: Duration = Duration::from_millis(20);
 
+    /// How long an integrated shell may stay at the prompt it drew after a running command
+    /// ended, without running the input typed meanwhile, before the input is taken to have gone
+    /// to that command: a line waiting in the terminal is read and echoed at once.
+    pub const TAKEN: Duration = Duration::from_millis(100);
+
     /// Waiting for the answer to input typed at `from`: its echo must arrive before a prompt
     /// counts, and a command an integrated shell runs is waited for through pauses.
     pub fn after_input(from: Offset, quiet: Duration) -> Settle {
-        Settle { from, quiet, confirm: Settle::CONFIRM, require_output: true, multiline: false, return_on_pause: false }
+        Settle {
+            from,
+            quiet,
+            confirm: Settle::CONFIRM,
+            require_output: true,
+            multiline: false,
+            return_on_pause: false,
+            command: None,
+        }
+    }
+
+    /// Waiting for the answer to the command line `typed`.
+    pub fn after_command(typed: Typed, quiet: Duration) -> Settle {
+        Settle { command: Some(typed.clone()), ..Settle::after_input(typed.at, quiet) }
     }
 
     /// Following output from `from` without typing: a pause in output ends the wait.
     pub fn reading(from: Offset, quiet: Duration) -> Settle {
-        Settle { from, quiet, confirm: Settle::CONFIRM, require_output: false, multiline: false, return_on_pause: true }
+        Settle { require_output: false, return_on_pause: true, ..Settle::after_input(from, quiet) }
     }
 
     /// The input had several lines (see [`Settle::multiline`]).
@@ -120,7 +143,8 @@ impl Echo {
 
 impl Session {
     /// Waits until the program is done answering, or `TimedOut` at `deadline`:
-    /// - with an integrated shell, the moment it reports a command finished after `from`;
+    /// - with an integrated shell, the moment it reports a command finished after `from` (the
+    ///   typed command's own, when [`Settle::command`] says which);
     /// - otherwise (or inside a program the shell started) when a recognised prompt is followed
     ///   by `confirm` of quiet, or after `quiet` with no output at all. While an integrated
     ///   shell runs a command, silence alone proves nothing (`sleep 2; echo done`), so the quiet
@@ -131,6 +155,9 @@ impl Session {
         let mut rx = self.subscribe();
         let mut last_output = Instant::now();
         let mut prompt_checked = false;
+        // When quiet came but the program was seen busy: look again one quiet period later
+        // (a program may return to reading its input without printing anything).
+        let mut recheck: Option<Instant> = None;
         loop {
             let signal = *rx.borrow_and_update();
             if !signal.alive {
@@ -141,8 +168,18 @@ impl Session {
             }
             let now = Instant::now();
             let quiet_for = now - last_output;
-            let (finished, at_prompt, running) =
-                self.with_shell(|s| (s.finished_after(opts.from).is_some(), s.at_prompt(), s.active && s.running));
+            let (at_prompt, running, integrated) =
+                self.with_shell(|s| (s.at_prompt(), s.active && s.running, s.active));
+            let (finished, awaits_taker) = match &opts.command {
+                Some(typed) => {
+                    let cycle = self.cycle(typed, opts.multiline);
+                    (cycle.ended(quiet_for >= Settle::TAKEN).is_some(), cycle.awaits_taker())
+                }
+                None => (self.with_shell(|s| s.finished_after(opts.from).is_some()), false),
+            };
+            // An integrated shell's own prompt is not the answer to a command typed at it: the
+            // command's marks are (the prompt may be the one the command waits behind).
+            let shell_prompt_only = opts.command.is_some() && integrated && !running;
             if finished && (!opts.multiline || (at_prompt && quiet_for >= opts.confirm)) {
                 return Settled::Shell;
             }
@@ -151,6 +188,7 @@ impl Session {
                 let fresh = signal.end > opts.from || !opts.require_output;
                 if fresh
                     && !finished
+                    && !shell_prompt_only
                     && self.prompt().is_some()
                     && !(running && self.foreground() == Some(Foreground::Busy))
                 {
@@ -158,22 +196,33 @@ impl Session {
                 }
             }
             if quiet_for >= opts.quiet && !finished {
-                if !running || self.foreground() == Some(Foreground::ReadingTerminal) {
+                // Quiet is an answer only from a program not seen busy: a running command must
+                // be seen reading the terminal.
+                let foreground = self.foreground();
+                let idle = if running {
+                    foreground == Some(Foreground::ReadingTerminal)
+                } else {
+                    foreground != Some(Foreground::Busy)
+                };
+                if idle {
                     return Settled::Quiet;
                 }
                 if opts.return_on_pause {
                     return Settled::Paused;
                 }
+                recheck = (!running && foreground.is_some()).then(|| now + opts.quiet);
             }
             if now >= deadline {
                 return Settled::TimedOut;
             }
             let wake = if !prompt_checked || (finished && opts.multiline) {
                 last_output + opts.confirm
+            } else if awaits_taker && quiet_for < Settle::TAKEN {
+                last_output + Settle::TAKEN
             } else if quiet_for < opts.quiet {
                 last_output + opts.quiet
             } else {
-                deadline
+                recheck.unwrap_or(deadline)
             };
             tokio::select! {
                 changed = rx.changed() => {
@@ -182,6 +231,7 @@ impl Session {
                     }
                     last_output = Instant::now();
                     prompt_checked = false;
+                    recheck = None;
                 }
                 _ = tokio::time::sleep_until(wake.min(deadline)) => {}
             }
@@ -226,6 +276,39 @@ impl Session {
             tokio::select! {
                 changed = rx.changed() => if changed.is_err() { return drawn(self) },
                 _ = tokio::time::sleep_until(deadline) => return drawn(self),
+            }
+        }
+    }
+
+    /// Waits for an integrated shell's first prompt (its first B mark), however long its startup
+    /// files take, until `deadline`; returns whether it came. A recognised prompt that stays
+    /// quiet for `unmarked` without a mark ends the wait early (the startup files replaced the
+    /// shell or its hooks), as does the end of the session.
+    pub async fn wait_first_prompt(&self, unmarked: Duration, deadline: Instant) -> bool {
+        let mut rx = self.subscribe();
+        let drawn = |s: &Session| s.with_shell(|sh| sh.prompt_end.is_some());
+        let mut last_output = Instant::now();
+        loop {
+            if drawn(self) {
+                return true;
+            }
+            if !rx.borrow_and_update().alive || Instant::now() >= deadline {
+                return false;
+            }
+            let quiet = last_output.elapsed() >= unmarked;
+            if quiet && self.prompt().is_some() {
+                return false;
+            }
+            // Once quiet without a prompt, only new output or the deadline can change anything.
+            let wake = if quiet { deadline } else { last_output + unmarked };
+            tokio::select! {
+                changed = rx.changed() => {
+                    if changed.is_err() {
+                        return drawn(self);
+                    }
+                    last_output = Instant::now();
+                }
+                _ = tokio::time::sleep_until(wake.min(deadline)) => {}
             }
         }
     }
@@ -378,6 +461,7 @@ mod tests {
             require_output: true,
             multiline: false,
             return_on_pause: false,
+            command: None,
         }
     }
 

@@ -56,6 +56,8 @@ async fn main() -> anyhow::Result<()> {
     }
     report("send_input(\"sleep 0.5; echo x\") reply time beyond the 500 ms sleep (shell integration)", &mut late);
 
+    slow_startup(&peer, if quick { 3 } else { 10 }).await?;
+
     let reactions = wait_for_reaction(&peer, if quick { 20 } else { 100 }).await?;
     let mut reactions = reactions;
     report("wait_for reaction (pattern written -> reply received)", &mut reactions);
@@ -123,6 +125,30 @@ async fn session(peer: &Peer<RoleClient>, command: &str, integrate: bool) -> any
 
 /// A session runs `cat` on a FIFO; for each round a `wait_for` is pending on the server, then the
 /// bench writes the pattern into the FIFO and times until the reply arrives.
+/// A bash whose `.bashrc` takes 0.8 s (as pyenv, nvm or conda do): how long beyond those
+/// 0.8 s `create_local_session` takes to hand the session over at its prompt, and the first
+/// command's round trip right after.
+async fn slow_startup(peer: &Peer<RoleClient>, rounds: usize) -> anyhow::Result<()> {
+    let home = tempfile::tempdir()?;
+    std::fs::write(home.path().join(".bashrc"), "sleep 0.8\nPS1='slow$ '\n")?;
+    let (mut create, mut first) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let v = call(peer, "create_local_session", json!({"command": "bash", "env": {"HOME": home.path()}})).await?;
+        create.push(t.elapsed().saturating_sub(Duration::from_millis(800)));
+        anyhow::ensure!(v["state"] == "at_prompt", "not handed over at the prompt: {v}");
+        let id = v["session_id"].clone();
+        let t = Instant::now();
+        let r = call(peer, "send_input", json!({"session_id": id, "input": "echo first"})).await?;
+        first.push(t.elapsed());
+        anyhow::ensure!(r["output"] == "first\n", "the first reply is not its own: {r}");
+        call(peer, "close_session", json!({"session_id": id})).await?;
+    }
+    report("create_local_session to at_prompt beyond a 0.8 s .bashrc", &mut create);
+    report("first send_input(\"echo first\") round trip after it", &mut first);
+    Ok(())
+}
+
 async fn wait_for_reaction(peer: &Peer<RoleClient>, rounds: usize) -> anyhow::Result<Vec<Duration>> {
     let dir = tempfile::tempdir()?;
     let fifo = dir.path().join("fifo");

@@ -123,8 +123,22 @@ pub fn ssh_dial(opts: Arc<SshOptions>) -> Dial {
             let stream = connected.into_stream(REMOTE_CLIENT).await.map_err(std::io::Error::other)?;
             let (r, w) = tokio::io::split(stream);
             let mut r = tokio::io::BufReader::new(r);
+            // The remote startup files may print before our first line (bash reads .bashrc even
+            // for a command run by sshd): skip up to 64 KiB of that.
             let mut first = String::new();
-            let said = tokio::time::timeout(CALL_TIMEOUT, r.read_line(&mut first)).await;
+            let said = tokio::time::timeout(CALL_TIMEOUT, async {
+                let mut skipped = 0;
+                loop {
+                    first.clear();
+                    let n = r.read_line(&mut first).await?;
+                    skipped += n;
+                    let line = first.trim();
+                    if n == 0 || line == "ai-tmux-found" || line == "ai-tmux-missing" || skipped > 64 << 10 {
+                        return Ok::<_, std::io::Error>(());
+                    }
+                }
+            })
+            .await;
             match (said, first.trim()) {
                 (Ok(Ok(_)), "ai-tmux-found") => Ok((Box::pin(r) as LinkReader, Box::pin(w) as LinkWriter)),
                 (Ok(Ok(_)), "ai-tmux-missing") => Err(std::io::Error::new(
@@ -150,7 +164,9 @@ pub fn ssh_dial(opts: Arc<SshOptions>) -> Dial {
 pub async fn install(opts: &SshOptions) -> Result<String, ToolError> {
     let connected = ssh::connect(opts).await.map_err(|e| crate::ssh::ssh_error(&e))?;
     let (_, uname) = connected.run("uname -sm", b"", CALL_TIMEOUT).await.map_err(|e| unavailable(e.to_string()))?;
-    let theirs = String::from_utf8_lossy(&uname).trim().to_string();
+    // The last line: startup files may print before it.
+    let uname = String::from_utf8_lossy(&uname);
+    let theirs = uname.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or_default().to_string();
     let ours = local_uname();
     if theirs != ours {
         return Err(ToolError::new(
@@ -246,8 +262,12 @@ pub async fn open(
     let deadline = Instant::now() + CALL_TIMEOUT;
     let _ = tokio::time::timeout_at(deadline, signal.wait_for(|sig| sig.end.0 >= a.end || !sig.alive)).await;
     if created {
+        let mut warnings = Vec::new();
+        if s.has_integration() {
+            crate::tools::first_prompt(s, &mut warnings).await;
+        }
         let banner = reply::render(s, Offset(a.from), s.end(), reply::DEFAULT_MAX_OUTPUT);
-        return Ok(Created::new(&entry, banner));
+        return Ok(Created { warnings, ..Created::new(&entry, banner) });
     }
     s.advance_read_cursor(Offset(a.read_offset));
     Ok(reattached(&entry))

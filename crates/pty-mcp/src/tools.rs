@@ -4,6 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use engine::record::{LogFormat, LogSpec, Recorder};
+use engine::shell::{Finished, Typed};
 use engine::transport::local::{self, LocalCommand};
 use engine::{Echo, Offset, PatternWait, Session, SessionConfig, Settle, Settled, keys};
 use regex::{Regex, RegexBuilder};
@@ -146,12 +147,17 @@ fn completion(s: Settled) -> &'static str {
 }
 
 impl OutputReply {
-    fn new(session: &Session, r: Rendered, settled: Settled, warnings: Warnings) -> OutputReply {
+    /// The reply showing `r`; `done` is the command that completed it (shell completion).
+    fn new(
+        session: &Session,
+        r: Rendered,
+        settled: Settled,
+        done: Option<Finished>,
+        warnings: Warnings,
+    ) -> OutputReply {
         let (mut exit_code, exit_signal) = exit_fields(session);
         let (mut duration_ms, mut cwd) = (None, None);
-        if settled == Settled::Shell
-            && let Some(done) = session.shell().last
-        {
+        if let Some(done) = done.filter(|_| settled == Settled::Shell) {
             exit_code = exit_code.or(done.exit);
             duration_ms = done.duration.map(|d| d.as_millis() as u64);
             cwd = done.cwd;
@@ -183,32 +189,61 @@ const PROMPT_DRAW: Duration = Duration::from_millis(50);
 
 /// What a reply shows of the output after typing.
 #[derive(Clone, Copy)]
-struct Shown<'a> {
-    /// The text typed, whose echo is left out of an integrated shell's command output.
-    typed: Option<&'a str>,
-    /// Show everything: echo, output and the prompt after it.
-    include_prompt: bool,
+enum Shown<'a> {
+    /// A command line: with an integrated shell, exactly its command's output (`multiline`:
+    /// the input had several lines).
+    Command { typed: &'a Typed, input: &'a str, multiline: bool },
+    /// Keys: everything they caused, prompt included.
+    Everything,
 }
 
-/// The transcript range to show for input typed at `start`. With an integrated shell, exactly
-/// the command's output: from its C mark (or, without one, after the echo of the typed line) to
-/// its D mark, or to the end while it runs. Otherwise, or with `include_prompt`, everything.
-fn command_range(session: &Session, start: Offset, shown: Shown<'_>) -> (Offset, Offset) {
+/// The transcript range to show for input typed at `start`, and the command that finished
+/// there (integrated shells). For a command line at an integrated shell, exactly its command's
+/// output: from its C mark (or, without one, after the echo of the typed line) to its D mark, or
+/// to the end while it runs. Otherwise everything from `start`.
+fn command_range(
+    session: &Session,
+    start: Offset,
+    settled: Settled,
+    shown: Shown<'_>,
+    warnings: &mut Warnings,
+) -> (Offset, Offset, Option<Finished>) {
     let end = session.end();
-    let shell = session.shell();
-    if shown.include_prompt || !shell.active {
-        return (start, end);
+    let Shown::Command { typed, input, multiline } = shown else {
+        return (start, end, session.shell().finished_after(start).cloned());
+    };
+    if !session.shell().active {
+        return (start, end, None);
     }
-    let output_start = shell.first_output_start_after(start);
-    let Some(done) = shell.finished_after(start) else { return (output_start.unwrap_or(start), end) };
-    let from = output_start.unwrap_or_else(|| skip_echo(session, start, done.output_to, shown.typed));
-    (from, done.output_to)
+    let cycle = session.cycle(typed, multiline);
+    // Completion came with the running command's end, and this input's own never started: the
+    // running command took the input (see `Settle::TAKEN`).
+    let taken = settled == Settled::Shell && cycle.awaits_taker();
+    if let Some(earlier) = &cycle.earlier {
+        let status = earlier.exit.map_or_else(|| "unknown".to_string(), |c| c.to_string());
+        warnings.0.push(if taken {
+            format!("the input went to the command that was running, which then ended (exit status {status})")
+        } else {
+            let whose =
+                if cycle.output_from.is_some() { "before this one started" } else { "and this input has not run yet" };
+            format!(
+                "a command was still running when this input was typed; it ended (exit status {status}) {whose}. \
+                 Its output is not part of this reply: read_output since_cursor={} shows it",
+                start.0
+            )
+        });
+    }
+    let Some(done) = cycle.ended(taken).cloned() else { return (cycle.output_from.unwrap_or(start), end, None) };
+    if taken {
+        return (start, done.output_to, Some(done));
+    }
+    let from = cycle.output_from.unwrap_or_else(|| skip_echo(session, start, done.output_to, input));
+    (from, done.output_to, Some(done))
 }
 
 /// Where output after `start` begins once the echo of `typed` (its first line) is skipped.
-fn skip_echo(session: &Session, start: Offset, to: Offset, typed: Option<&str>) -> Offset {
-    let first_typed = typed.and_then(|t| t.lines().map(str::trim).find(|l| !l.is_empty()));
-    let Some(first_typed) = first_typed else { return start };
+fn skip_echo(session: &Session, start: Offset, to: Offset, typed: &str) -> Offset {
+    let Some(first_typed) = typed.lines().map(str::trim).find(|l| !l.is_empty()) else { return start };
     let bytes = session.slice(start, to.since(start) as usize).bytes;
     let Some(nl) = bytes.iter().position(|&b| b == b'\n') else { return start };
     // The echo is the typed line, possibly after a prompt; anything else is real output.
@@ -375,14 +410,41 @@ pub async fn create_local_session(
     let target = line.to_string();
     let entry =
         manager.create("local", target.clone(), b"\r", || Ok(Session::start(local::spawn(&cmd)?, config, recorder)))?;
-    // Let the program draw its first prompt, so the first command is not typed into a shell
-    // still reading its startup files. A recognised prompt ends this within milliseconds.
-    let settle = Settle::after_input(Offset(0), DEFAULT_SETTLE);
-    let deadline = Instant::now() + BANNER_WAIT;
-    if entry.session.settle(settle, deadline).await == Settled::Shell {
-        entry.session.wait_prompt_drawn(Offset(0), deadline).await;
+    let mut warnings = Vec::new();
+    if entry.session.has_integration() {
+        first_prompt(&entry.session, &mut warnings).await;
+    } else {
+        // Let the program draw its first prompt: a recognised prompt ends this within
+        // milliseconds, else 300 ms of quiet.
+        entry.session.settle(Settle::after_input(Offset(0), DEFAULT_SETTLE), Instant::now() + BANNER_WAIT).await;
     }
-    Ok(Created::new(&entry, reply::render_all(&entry.session)))
+    Ok(Created { warnings, ..Created::new(&entry, reply::render_all(&entry.session)) })
+}
+
+/// How long an integrated shell's startup files may take before the session is handed over.
+const FIRST_PROMPT_WAIT: Duration = Duration::from_secs(15);
+/// A recognised prompt that stays this quiet without the integration's mark is taken as a
+/// shell whose startup files replaced our hooks (e.g. `exec zsh` in `.bashrc`).
+const UNMARKED_PROMPT: Duration = Duration::from_secs(2);
+
+/// Waits for an integrated shell's first prompt, so that the session is handed over at it and
+/// the first command is not typed into a shell still reading its startup files.
+pub async fn first_prompt(session: &Session, warnings: &mut Vec<String>) {
+    let deadline = Instant::now() + FIRST_PROMPT_WAIT;
+    if session.wait_first_prompt(UNMARKED_PROMPT, deadline).await || !session.is_alive() {
+        return;
+    }
+    warnings.push(if Instant::now() >= deadline {
+        format!(
+            "the shell has not shown its prompt after {} s: its startup files are still running. Input is \
+             typed ahead and runs when they finish; read_output shows what they print",
+            FIRST_PROMPT_WAIT.as_secs()
+        )
+    } else {
+        "the shell shows a prompt but not pty-mcp's integration marks (its startup files may start another \
+         shell): completion is judged from prompts and quiet"
+            .to_string()
+    });
 }
 
 /// Opens the session log asked for, if any.
@@ -477,7 +539,8 @@ pub async fn send_input(manager: &SessionManager, p: SendInputParams) -> Result<
         bytes.extend_from_slice(entry.enter);
     }
     let unread = session.read_cursor();
-    let start = session.write(&bytes, Instant::now() + WRITE_DEADLINE).await?;
+    let typed = session.write_command(&bytes, &p.input, Instant::now() + WRITE_DEADLINE).await?;
+    let start = typed.at;
     if unread < start {
         warnings.0.push(format!(
             "{} bytes of earlier output were never read; read them with read_output since_cursor={}",
@@ -497,9 +560,12 @@ pub async fn send_input(manager: &SessionManager, p: SendInputParams) -> Result<
     }
 
     let multiline = p.input.trim_end_matches(['\r', '\n']).contains(['\r', '\n']);
-    let opts = Settle::after_input(start, ms(settle_ms)).multiline(multiline);
+    let opts = Settle::after_command(typed.clone(), ms(settle_ms)).multiline(multiline);
     let settled = session.settle(opts, Instant::now() + ms(timeout)).await;
-    let shown = Shown { typed: Some(&p.input), include_prompt: p.include_prompt.unwrap_or(false) };
+    let shown = match p.include_prompt {
+        Some(true) => Shown::Everything,
+        _ => Shown::Command { typed: &typed, input: &p.input, multiline },
+    };
     Ok(SendReply::Output(finish_reply(session, start, settled, shown, cap, warnings).await))
 }
 
@@ -511,17 +577,16 @@ async fn finish_reply(
     settled: Settled,
     shown: Shown<'_>,
     cap: usize,
-    warnings: Warnings,
+    mut warnings: Warnings,
 ) -> OutputReply {
-    if settled == Settled::Shell
-        && let Some(done) = session.shell().finished_after(start).cloned()
-    {
+    let (_, _, done) = command_range(session, start, settled, shown, &mut Warnings::default());
+    if let Some(done) = done.filter(|_| settled == Settled::Shell) {
         session.wait_prompt_drawn(done.mark_end, Instant::now() + PROMPT_DRAW).await;
     }
-    let (from, to) = command_range(session, start, shown);
+    let (from, to, done) = command_range(session, start, settled, shown, &mut warnings);
     let rendered = reply::render(session, from, to, cap);
     session.advance_read_cursor(session.end());
-    OutputReply::new(session, rendered, settled, warnings)
+    OutputReply::new(session, rendered, settled, done, warnings)
 }
 
 fn wait_reply(
@@ -712,7 +777,8 @@ pub async fn read_output(manager: &SessionManager, p: ReadOutputParams) -> Resul
     let settled = session.settle(opts, deadline).await;
     let rendered = reply::render(session, from, session.end(), cap);
     session.advance_read_cursor(rendered.to);
-    let mut reply = OutputReply::new(session, rendered, settled, warnings);
+    let done = session.shell().finished_after(from).cloned();
+    let mut reply = OutputReply::new(session, rendered, settled, done, warnings);
     // The seed's settle-mode result has only the one cursor.
     reply.cursor_start = None;
     reply.cursor_end = None;
@@ -740,8 +806,7 @@ pub async fn send_control(manager: &SessionManager, p: SendControlParams) -> Res
     let opts = Settle { require_output: false, ..Settle::after_input(start, DEFAULT_SETTLE) };
     let settled = session.settle(opts, Instant::now() + ms(timeout)).await;
     // Keys are not a command line: show everything they caused, prompt included.
-    let mut reply =
-        finish_reply(session, start, settled, Shown { typed: None, include_prompt: true }, cap, warnings).await;
+    let mut reply = finish_reply(session, start, settled, Shown::Everything, cap, warnings).await;
     if session.modes().alt_screen {
         reply.screen = Some(screen_text(&session.screen(0).lines));
     }

@@ -12,3 +12,4 @@ mod secrets;
 mod serial;
 mod shell;
 mod ssh;
+mod startup;

@@ -10,14 +10,14 @@ use crate::secrets::{Operator, READ_SECRET, SECRET, sha256_prefix};
 use crate::ssh::Sshd;
 
 /// A private runtime directory for the daemons a test starts; they are stopped with it.
-struct Runtime {
+pub struct Runtime {
     dir: tempfile::TempDir,
     /// Where the daemon's socket goes.
-    socket: String,
+    pub socket: String,
 }
 
 impl Runtime {
-    fn new() -> Runtime {
+    pub fn new() -> Runtime {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("ai-tmux/ai-tmux.sock").display().to_string();
         Runtime { dir, socket }
@@ -27,7 +27,7 @@ impl Runtime {
         self.dir.path()
     }
 
-    fn env(&self) -> (&'static str, &str) {
+    pub fn env(&self) -> (&'static str, &str) {
         ("AI_TMUX_SOCKET", &self.socket)
     }
 
@@ -44,7 +44,7 @@ impl Drop for Runtime {
 }
 
 /// The directory holding pty-mcp and the ai-tmux built with it.
-fn bin_dir() -> PathBuf {
+pub fn bin_dir() -> PathBuf {
     let dir = Path::new(binary()).parent().unwrap().to_path_buf();
     assert!(dir.join("ai-tmux").is_file(), "ai-tmux is not built: run the whole workspace's tests (scripts/test)");
     dir
@@ -100,8 +100,10 @@ async fn a_local_job_survives_a_killed_pty_mcp_and_is_read_exactly_once() {
     let ticks = lines_with(&seen, "tick");
     assert_eq!(ticks, ["tick1", "tick2", "tick3", "tick4", "tick5"], "each line exactly once: {seen:?}");
     // Everything works on it as on a direct session: completion, wait_for, screen.
+    // The job was still running (its last sleep): `false` gets its own status and duration.
     let r = s.input(&id, "false").await;
     assert_eq!(r["exit_code"], 1, "{r}");
+    assert!(r["duration_ms"].as_u64().is_some_and(|d| d < 900), "its own duration, not the job's: {r}");
     s.input_until(&id, "sleep 1; echo ready-now", "^ready-now").await;
     let screen = s.call("read_output", json!({"session_id": id, "screen": true, "screen_lines": true})).await;
     assert!(screen["screen_lines"].as_array().unwrap().iter().any(|l| l == "ready-now"), "{screen}");

@@ -62,6 +62,10 @@ impl Sshd {
         sshd
     }
 
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }

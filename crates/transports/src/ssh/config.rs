@@ -2,6 +2,7 @@
 //! reading of ssh_config, `Match` and `%` tokens included), with plain defaults when no OpenSSH
 //! client is installed. Unknown keywords are OpenSSH's business and never fatal here.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -32,6 +33,36 @@ pub struct HostConfig {
     pub server_alive_count_max: Option<usize>,
     /// `ConnectTimeout`.
     pub connect_timeout: Option<Duration>,
+}
+
+/// The home directory the password database gives this user (what OpenSSH's `~` means).
+fn passwd_home() -> Option<PathBuf> {
+    let mut buf = vec![0u8; 16 << 10];
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call, and buf outlives the use of pw's fields.
+    let rc = unsafe { libc::getpwuid_r(libc::getuid(), &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut found) };
+    if rc != 0 || found.is_null() || pw.pw_dir.is_null() {
+        return None;
+    }
+    let dir = unsafe { std::ffi::CStr::from_ptr(pw.pw_dir) };
+    Some(PathBuf::from(std::ffi::OsStr::from_bytes(dir.to_bytes())))
+}
+
+/// `$HOME`, when it is set and differs from the password database's home: then `ssh -G`, which
+/// follows the database, must be told where the user's files are.
+fn home_override() -> Option<PathBuf> {
+    let home = PathBuf::from(std::env::var_os("HOME").filter(|h| !h.is_empty())?);
+    (passwd_home().as_deref() != Some(home.as_path())).then_some(home)
+}
+
+/// A path `ssh -G` expanded from `~` against the password database's home, rebased onto `home`.
+fn rebase(path: &str, passwd: Option<&Path>, home: Option<&Path>) -> PathBuf {
+    let path = expand_home(path);
+    match (passwd, home) {
+        (Some(pw), Some(home)) => path.strip_prefix(pw).map_or(path.clone(), |rest| home.join(rest)),
+        _ => path,
+    }
 }
 
 /// `~` and `~/…` with `$HOME` (OpenSSH uses the password database; we honour `HOME` so that a
@@ -85,8 +116,16 @@ impl HostConfig {
         }
     }
 
-    /// Parses `ssh -G` output (`keyword value` lines, keywords in lower case).
+    /// Parses `ssh -G` output (`keyword value` lines, keywords in lower case). Paths under the
+    /// password database's home are taken as under `$HOME` when that differs.
     pub fn from_ssh_g(host: &str, text: &str) -> HostConfig {
+        let home = home_override();
+        let passwd = home.as_ref().and_then(|_| passwd_home());
+        HostConfig::from_ssh_g_rebased(host, text, passwd.as_deref(), home.as_deref())
+    }
+
+    fn from_ssh_g_rebased(host: &str, text: &str, passwd: Option<&Path>, home: Option<&Path>) -> HostConfig {
+        let expand = |p: &str| rebase(p, passwd, home);
         let mut c = HostConfig::defaults(host);
         c.identity_files.clear();
         c.known_hosts.clear();
@@ -95,9 +134,9 @@ impl HostConfig {
             let Some((key, value)) = line.split_once(' ') else { continue };
             let value = value.trim();
             match key {
-                "identityfile" => c.identity_files.push(expand_home(value)),
-                "userknownhostsfile" => c.known_hosts.extend(value.split_whitespace().map(expand_home)),
-                "globalknownhostsfile" => global_known.extend(value.split_whitespace().map(expand_home)),
+                "identityfile" => c.identity_files.push(expand(value)),
+                "userknownhostsfile" => c.known_hosts.extend(value.split_whitespace().map(expand)),
+                "globalknownhostsfile" => global_known.extend(value.split_whitespace().map(expand)),
                 _ => c.apply(key, value),
             }
         }
@@ -220,15 +259,32 @@ fn glob_files(path: &Path) -> Vec<PathBuf> {
 }
 
 /// Resolves `host` through `ssh -G` (with `-F config_file` when given), falling back to our own
-/// reading of the config files when `ssh` is not installed or fails.
+/// reading of the config files when `ssh` is not installed or fails. Both readings take the
+/// user's files from `$HOME`: when it is not the password database's home (which `ssh` follows),
+/// `ssh -G` reads a configuration that includes `$HOME/.ssh/config` and the system's.
 pub async fn resolve(host: &str, config_file: Option<&Path>) -> HostConfig {
     let mut cmd = tokio::process::Command::new("ssh");
+    let mut stdin = None;
     if let Some(file) = config_file {
         cmd.arg("-F").arg(file);
+    } else if let Some(home) = home_override() {
+        let user = home.join(".ssh/config");
+        stdin = Some(format!("Include \"{}\"\nInclude /etc/ssh/ssh_config\n", user.display()));
+        cmd.arg("-F").arg("/dev/stdin");
     }
     // `--` keeps a host name from being read as an option.
-    cmd.arg("-G").arg("--").arg(host).stdin(std::process::Stdio::null()).kill_on_drop(true);
-    match tokio::time::timeout(Duration::from_secs(5), cmd.output()).await {
+    cmd.arg("-G").arg("--").arg(host).kill_on_drop(true);
+    cmd.stdin(if stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() });
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let run = async {
+        let mut child = cmd.spawn()?;
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            use tokio::io::AsyncWriteExt;
+            pipe.write_all(text.as_bytes()).await?;
+        }
+        child.wait_with_output().await
+    };
+    match tokio::time::timeout(Duration::from_secs(5), run).await {
         Ok(Ok(out)) if out.status.success() => HostConfig::from_ssh_g(host, &String::from_utf8_lossy(&out.stdout)),
         other => {
             tracing::debug!("ssh -G unavailable ({other:?}); reading ssh_config ourselves for {host}");
@@ -321,6 +377,15 @@ mod tests {
         assert_eq!(hops[0], Hop { user: None, host: "bastion".into(), port: None });
         assert_eq!(hops[1], Hop { user: Some("admin".into()), host: "inner".into(), port: Some(2222) });
         assert_eq!(hops[2], Hop { user: Some("u".into()), host: "h".into(), port: None });
+    }
+
+    #[test]
+    fn paths_under_the_password_home_follow_home() {
+        let text = "hostname h\nidentityfile ~/.ssh/id_x\nuserknownhostsfile /root/.ssh/known_hosts /etc/kh\n";
+        let (pw, home) = (Path::new("/root"), Path::new("/tmp/h"));
+        let c = HostConfig::from_ssh_g_rebased("h", text, Some(pw), Some(home));
+        assert_eq!(c.known_hosts, [PathBuf::from("/tmp/h/.ssh/known_hosts"), PathBuf::from("/etc/kh")]);
+        assert_eq!(rebase("/rootless/x", Some(pw), Some(home)), PathBuf::from("/rootless/x"));
     }
 
     #[test]

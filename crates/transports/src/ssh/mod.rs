@@ -410,8 +410,14 @@ async fn open_pty(handle: &Handle<Client>, opts: &SshOptions) -> Result<russh::C
 /// The user's login shell on the server (`$SHELL`), asked on a separate exec channel so that
 /// nothing is typed into the PTY of a device that is no Unix host.
 async fn login_shell(handle: &Handle<Client>) -> Option<String> {
-    let (_, out) = exec_collect(handle, "printf '%s' \"$SHELL\"", b"", Duration::from_secs(3)).await.ok()?;
-    String::from_utf8(out).ok().filter(|s| s.starts_with('/') && s.len() < 256)
+    // Startup files may print before the answer (bash reads .bashrc even for a command run by
+    // sshd): the answer is what follows the last tag.
+    const TAG: &str = "pty-mcp-login-shell=";
+    let (_, out) =
+        exec_collect(handle, &format!("printf '\\n{TAG}%s\\n' \"$SHELL\""), b"", Duration::from_secs(5)).await.ok()?;
+    let out = String::from_utf8(out).ok()?;
+    let shell = out.rsplit_once(TAG)?.1.lines().next()?.trim().to_string();
+    Some(shell).filter(|s| s.starts_with('/') && s.len() < 256)
 }
 
 /// Runs `command` on an exec channel (no PTY) with `input` on its stdin; returns its exit
