@@ -403,6 +403,16 @@ impl Session {
         Ok(())
     }
 
+    /// Whether what is typed is shown back, by the terminal or by the program's line editor:
+    /// false only for a terminal in line mode with echo off (`None` when the transport cannot
+    /// tell).
+    pub fn echoes_typing(&self) -> Option<bool> {
+        match (self.control.echo()?, self.control.canonical()?) {
+            (false, true) => Some(false),
+            _ => Some(true),
+        }
+    }
+
     /// Whether the terminal echoes input (`None` when the transport cannot tell).
     pub fn echo(&self) -> Option<bool> {
         self.control.echo()

@@ -87,8 +87,12 @@ pub enum Settled {
     Shell,
     /// A prompt appeared and stayed quiet for the confirming period.
     Prompt,
-    /// No output for the quiet period.
+    /// No output for the quiet period, and the program was seen waiting for input (a local
+    /// terminal's foreground process reading or polling it).
     Quiet,
+    /// No output for the quiet period, where nothing shows whether the program waits for input
+    /// or works (SSH, serial, a daemon's terminal): not called complete.
+    Silent,
     /// No output for the quiet period, but the integrated shell says the command still runs.
     Paused,
     /// The session ended.
@@ -102,7 +106,7 @@ pub enum Settled {
 impl Settled {
     /// Whether the program is considered done (not after a timeout, a pause or a lost link).
     pub fn is_complete(self) -> bool {
-        !matches!(self, Settled::TimedOut | Settled::Paused | Settled::Disconnected)
+        !matches!(self, Settled::TimedOut | Settled::Paused | Settled::Disconnected | Settled::Silent)
     }
 }
 
@@ -196,13 +200,15 @@ impl Session {
                 }
             }
             if quiet_for >= opts.quiet && !finished {
-                // Quiet is an answer only from a program not seen busy: a running command must
-                // be seen reading the terminal.
+                // Quiet is an answer only from a program seen waiting for input; a running
+                // command of an integrated shell must be seen reading the terminal itself.
                 let foreground = self.foreground();
-                let idle = if running {
-                    foreground == Some(Foreground::ReadingTerminal)
-                } else {
-                    foreground != Some(Foreground::Busy)
+                let idle = match foreground {
+                    Some(Foreground::ReadingTerminal) => true,
+                    Some(Foreground::Polling) => !running,
+                    Some(Foreground::Busy) => false,
+                    None if running => false,
+                    None => return Settled::Silent,
                 };
                 if idle {
                     return Settled::Quiet;
@@ -494,7 +500,7 @@ mod tests {
         let end = s.end();
         p.io.write_all(b"compiling...").await.unwrap();
         let t = Instant::now();
-        assert_eq!(s.settle(settle_from(end), t + LONG).await, Settled::Quiet);
+        assert_eq!(s.settle(settle_from(end), t + LONG).await, Settled::Silent);
         assert!(t.elapsed() >= Duration::from_millis(300));
         assert_eq!(s.settle(settle_from(s.end()), Instant::now()).await, Settled::TimedOut);
     }

@@ -12,6 +12,7 @@ mod operator;
 mod params;
 mod persistent;
 mod reply;
+mod schema;
 mod secrets;
 mod serial;
 mod server;

@@ -11,8 +11,8 @@ use rmcp::handler::server::{
     wrapper::Parameters,
 };
 use rmcp::model::{
-    CallToolResponse, CallToolResult, ContentBlock, Implementation, ProgressNotificationParam, ServerCapabilities,
-    ServerConfig,
+    CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler, tool, tool_handler, tool_router};
@@ -33,13 +33,19 @@ use crate::tools::{self, Settings};
 /// How often a long wait reports progress to a client that asked for it.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
-const INSTRUCTIONS: &str = "pty-mcp gives you real interactive terminals. Start one with \
-create_local_session, type commands with send_input (it returns when the program is back at a \
-prompt, with the output and whether it completed), press keys with send_control, and read more \
-with read_output: by default it waits for output to settle; with wait_for it waits for a regex; \
-with since_cursor it re-reads from a cursor; with screen:true it shows the screen of full-screen \
-programs (top, vim, less). Every result carries a cursor (absolute byte offset): nothing is lost \
-or repeated between reads. Close sessions you no longer need.";
+const INSTRUCTIONS: &str = "pty-mcp gives you real interactive terminals: local shells and REPLs, SSH \
+hosts, serial consoles, and persistent sessions that outlive you (ai-tmux). Start one with a create_* tool, \
+type with send_input, press keys with send_control, read with read_output, close it when done.
+- Completion: in bash, zsh and fish, send_input returns the moment the command ends, with exactly its \
+output, exit_code, duration_ms and cwd (completion \"shell\"). Elsewhere it returns when the program is back \
+at a recognised prompt (\"heuristic\"; the echo of your line is left out and the prompt is in `prompt`), or \
+was seen waiting for input after settle_ms of quiet. is_complete:false means it is still working \
+(completion \"timeout\"), or went quiet where nothing shows whether it waits (\"quiet\"): read on with \
+read_output.
+- Cursors are absolute byte offsets: reads never lose or repeat output; read_output since_cursor re-reads.
+- state: at_prompt, password_prompt (use send_secret; you never see secrets), confirmation, pager, \
+full_screen (read_output screen:true), running, exited, disconnected.
+- Full reference: docs/tools.md in the pty-mcp repository.";
 
 /// The MCP server: a session table and the tools over it.
 #[derive(Clone)]
@@ -49,6 +55,8 @@ pub struct PtyMcp {
     operator: Arc<OperatorPrompt>,
     settings: Settings,
     tool_router: ToolRouter<PtyMcp>,
+    /// The tool list as clients get it: every schema made lean once (see `schema.rs`).
+    tools: Arc<Vec<Tool>>,
 }
 
 impl PtyMcp {
@@ -59,7 +67,9 @@ impl PtyMcp {
         audit: Audit,
         settings: Settings,
     ) -> PtyMcp {
-        PtyMcp { manager, audit, operator, settings, tool_router: Self::tool_router() }
+        let tool_router = Self::tool_router();
+        let tools = Arc::new(lean_tools(&tool_router));
+        PtyMcp { manager, audit, operator, settings, tool_router, tools }
     }
 
     /// Records a session this call opened (its id, and later its end).
@@ -72,14 +82,40 @@ impl PtyMcp {
     }
 }
 
-/// Turns a tool's outcome into a result: the seed's pretty JSON as text, the same value as
-/// structured content (wrapped in an object when it is not one).
+/// The router's tools with lean schemas. Parameters shared by several tools are described
+/// once: the session log options on create_local_session, the connection parameters on
+/// create_ssh_session.
+fn lean_tools(router: &ToolRouter<PtyMcp>) -> Vec<Tool> {
+    let described_elsewhere = |tool: &str, param: &str| match tool {
+        "create_ssh_session" | "create_serial_session" => param.starts_with("log_"),
+        "list_remote_sessions" => param != "status",
+        _ => false,
+    };
+    let mut tools = router.list_all();
+    for tool in &mut tools {
+        let mut schema = crate::schema::lean(&tool.input_schema);
+        if let Some(Value::Object(props)) = schema.get_mut("properties") {
+            for (name, prop) in props.iter_mut() {
+                if described_elsewhere(&tool.name, name)
+                    && let Value::Object(p) = prop
+                {
+                    p.remove("description");
+                }
+            }
+        }
+        tool.input_schema = Arc::new(schema);
+    }
+    tools
+}
+
+/// Turns a tool's outcome into a result: compact JSON as text, the same value as structured
+/// content (wrapped in an object when it is not one).
 fn to_result<T: Serialize>(outcome: Result<T, ToolError>) -> CallToolResult {
     let (value, is_error) = match outcome {
         Ok(v) => (serde_json::to_value(v).unwrap_or_else(|e| json!({"error": e.to_string()})), false),
         Err(e) => (json!(e), true),
     };
-    let text = serde_json::to_string_pretty(&value).unwrap_or_default();
+    let text = serde_json::to_string(&value).unwrap_or_default();
     let structured = if value.is_object() { value } else { json!({ "result": value }) };
     let mut result =
         if is_error { CallToolResult::structured_error(structured) } else { CallToolResult::structured(structured) };
@@ -126,8 +162,7 @@ fn secs(s: Option<i64>, default: i64) -> Duration {
 #[tool_router]
 impl PtyMcp {
     #[tool(
-        description = "Start a local program on its own terminal (default /bin/bash; also python3, node, \
-        mysql, ssh, any command line). Returns session_id once the program shows its first prompt.",
+        description = "Start a program on a local terminal (default bash; python3, node, any command line).",
         annotations(
             title = "Create local session",
             read_only_hint = false,
@@ -151,9 +186,7 @@ impl PtyMcp {
     }
 
     #[tool(
-        description = "Type input into a session and press Enter (unless raw:true), then wait until the program \
-        is back at a prompt (is_complete:true), goes quiet, exits, or timeout_ms passes. With wait_for, wait \
-        for a regex in the output instead. Returns the output as clean text and cursors.",
+        description = "Type input and Enter, then wait until it completes (or for the regex wait_for). Returns its output, exit_code and state.",
         annotations(title = "Send input", read_only_hint = false, destructive_hint = true, open_world_hint = false)
     )]
     async fn send_input(
@@ -172,10 +205,7 @@ impl PtyMcp {
     }
 
     #[tool(
-        description = "Read a session's output. Default: wait (up to timeout seconds) for output to settle and \
-        return what was not read yet. since_cursor: re-read raw output from a cursor without waiting or \
-        consuming. wait_for: wait for a regex in unread output, with context_lines and tail_lines. \
-        screen:true: the screen as a person sees it (for top, vim, less, menus).",
+        description = "Read output: wait for it to settle (default), re-read since_cursor, wait_for a regex, or screen:true (top, vim, menus).",
         annotations(title = "Read output", read_only_hint = true, destructive_hint = false, open_world_hint = false)
     )]
     async fn read_output(
@@ -188,9 +218,7 @@ impl PtyMcp {
     }
 
     #[tool(
-        description = "Press keys in a session: ctrl+c, ctrl+d, ctrl+z, enter, tab, escape, arrows, f1-f12, \
-        pageup, any character, alt+x, or a space-separated sequence such as \"escape : w q enter\". Returns \
-        new output, and the screen when a full-screen program is active.",
+        description = "Press keys (ctrl+c, enter, arrows, f5, \"escape : w q enter\"). Returns the output, and the screen of a full-screen program.",
         annotations(title = "Send keys", read_only_hint = false, destructive_hint = true, open_world_hint = false)
     )]
     async fn send_control(
@@ -207,10 +235,7 @@ impl PtyMcp {
     }
 
     #[tool(
-        description = "Open an SSH session on a real server: host (name, address or ssh_config alias), user, \
-        port, key_path; ssh_config (HostName, Port, User, IdentityFile, known hosts, keepalives) applies. Host \
-        keys are verified against known_hosts (host_key_policy strict by default). Passwords and passphrases \
-        are asked from the operator, not the agent. Then use send_input etc. as with any session.",
+        description = "Open a terminal on an SSH host (ssh_config applies; host keys verified; passwords asked from the operator, never you).",
         annotations(
             title = "Create SSH session",
             read_only_hint = false,
@@ -234,9 +259,7 @@ impl PtyMcp {
     }
 
     #[tool(
-        description = "Open a serial console (router, switch, embedded board) as a session: device \
-        (/dev/ttyUSB0, /dev/serial/by-id/...), baud_rate (9600), data_bits, parity, stop_bits, flow_control, \
-        line_ending (cr, lf, crlf). Then use send_input, read_output, send_control as with any session.",
+        description = "Open a serial console (router, switch, board).",
         annotations(
             title = "Create serial session",
             read_only_hint = false,
@@ -260,8 +283,7 @@ impl PtyMcp {
     }
 
     #[tool(
-        description = "Send a serial BREAK (hold the line low for duration_ms, default 250): password recovery \
-        on Cisco gear, the Linux magic SysRq.",
+        description = "Send a serial BREAK.",
         annotations(title = "Send BREAK", read_only_hint = false, destructive_hint = true, open_world_hint = true)
     )]
     async fn send_break(
@@ -279,8 +301,7 @@ impl PtyMcp {
     }
 
     #[tool(
-        description = "List the serial ports present, with USB vendor/product/serial where known and their stable \
-        /dev/serial/by-id names.",
+        description = "List serial ports, with USB ids and by-id names.",
         annotations(title = "List serial ports", read_only_hint = true, open_world_hint = false)
     )]
     async fn list_serial_ports(&self) -> CallToolResult {
@@ -288,10 +309,7 @@ impl PtyMcp {
     }
 
     #[tool(
-        description = "Ask the operator (the person running the agent) for a secret such as a password, in a \
-        dialog, and type it into the session followed by Enter. You never see it. Refused (SECRET_ECHO_ON) \
-        unless the program is at a password prompt with echo off. Use when the screen shows e.g. \
-        '[sudo] password for ...:' or 'Password:'.",
+        description = "Have the operator enter a secret at the session's password prompt; you never see it.",
         annotations(title = "Send secret", read_only_hint = false, destructive_hint = true, open_world_hint = false)
     )]
     async fn send_secret(
@@ -308,9 +326,7 @@ impl PtyMcp {
     }
 
     #[tool(
-        description = "Ask the operator for a secret now and keep it (ttl seconds, default 300); it is typed \
-        automatically, once, when the session next shows a password prompt. Use before a command that will \
-        ask for a password (sudo, ssh, su).",
+        description = "Ask the operator for a secret now; it is typed at the next password prompt (sudo, su).",
         annotations(
             title = "Prepare secret",
             read_only_hint = false,
@@ -331,7 +347,7 @@ impl PtyMcp {
     }
 
     #[tool(
-        description = "Change a session's terminal size (rows 1-500, cols 1-1000); the program is told (SIGWINCH).",
+        description = "Resize a session's terminal.",
         annotations(
             title = "Resize terminal",
             read_only_hint = false,
@@ -349,8 +365,7 @@ impl PtyMcp {
     }
 
     #[tool(
-        description = "What a session is doing now: state (at_prompt, password_prompt, confirmation, pager, \
-        full_screen, running, exited), last_prompt, is_alive, exit_code, cursor and unread bytes.",
+        description = "What a session is doing: state, exit codes, cwd, unread bytes.",
         annotations(title = "Session state", read_only_hint = true, open_world_hint = false)
     )]
     async fn get_session_state(&self, Parameters(p): Parameters<SessionParams>) -> CallToolResult {
@@ -358,7 +373,7 @@ impl PtyMcp {
     }
 
     #[tool(
-        description = "List the server's sessions with their type, target, state and whether they are alive.",
+        description = "List open sessions.",
         annotations(title = "List sessions", read_only_hint = true, open_world_hint = false)
     )]
     async fn list_sessions(&self) -> CallToolResult {
@@ -367,7 +382,7 @@ impl PtyMcp {
     }
 
     #[tool(
-        description = "Close a session: its program and every process it started are stopped.",
+        description = "End a session and everything it started.",
         annotations(
             title = "Close session",
             read_only_hint = false,
@@ -384,10 +399,7 @@ impl PtyMcp {
     }
 
     #[tool(
-        description = "List the sessions kept by an ai-tmux daemon: on an SSH host (host, user, port, \
-        key_path… as create_ssh_session), or on this machine without host. status: running, exited or all. \
-        Each has id (reattach with create_ssh_session/create_local_session session_id), command, is_alive, \
-        exit_code, created_at, last_used, last_attached, attached.",
+        description = "Sessions an ai-tmux keeps, on host or (no host) on this machine.",
         annotations(title = "List persistent sessions", read_only_hint = true, open_world_hint = true)
     )]
     async fn list_remote_sessions(
@@ -406,8 +418,7 @@ impl PtyMcp {
     }
 
     #[tool(
-        description = "Detach from a session, leaving its program running where the transport allows it \
-        (persistent sessions, in ai-tmux). A plain local session cannot outlive the server and is closed.",
+        description = "Leave a persistent session running in ai-tmux.",
         annotations(
             title = "Detach session",
             read_only_hint = false,
@@ -425,6 +436,18 @@ impl PtyMcp {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for PtyMcp {
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.tools.iter().find(|t| t.name == name).cloned()
+    }
+
     async fn call_tool(
         &self,
         request: rmcp::model::CallToolRequestParams,

@@ -87,14 +87,16 @@ fn rfc3339(t: SystemTime) -> String {
 pub struct OutputReply {
     /// Clean text (escape sequences removed, redraws resolved).
     pub output: String,
+    /// The prompt the program is back at, left out of `output` (programs without shell
+    /// integration, e.g. `>>>` after a python3 line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
     /// Where the next read continues (absolute byte offset).
     pub cursor: u64,
-    /// Offset where this output begins.
+    /// Offset where this output begins (it ends at `cursor`; the Go version's `cursor_end`,
+    /// always equal to `cursor`, is left out).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cursor_start: Option<u64>,
-    /// Offset where this output ends.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cursor_end: Option<u64>,
     /// Whether the program is still running.
     pub is_alive: bool,
     /// Whether the program finished answering (a prompt came back, output went quiet, or it exited).
@@ -139,6 +141,7 @@ fn completion(s: Settled) -> &'static str {
     match s {
         Settled::Shell => "shell",
         Settled::Prompt | Settled::Quiet => "heuristic",
+        Settled::Silent => "quiet",
         Settled::Paused => "paused",
         Settled::Exited => "exited",
         Settled::Disconnected => "disconnected",
@@ -164,9 +167,9 @@ impl OutputReply {
         }
         OutputReply {
             output: r.text,
+            prompt: None,
             cursor: r.to.0,
             cursor_start: Some(r.from.0),
-            cursor_end: Some(r.to.0),
             is_alive: session.is_alive(),
             is_complete: settled.is_complete(),
             completion: completion(settled),
@@ -213,7 +216,7 @@ fn command_range(
         return (start, end, session.shell().finished_after(start).cloned());
     };
     if !session.shell().active {
-        return (start, end, None);
+        return (after_echo(session, start, end, input), end, None);
     }
     let cycle = session.cycle(typed, multiline);
     // Completion came with the running command's end, and this input's own never started: the
@@ -233,12 +236,71 @@ fn command_range(
             )
         });
     }
-    let Some(done) = cycle.ended(taken).cloned() else { return (cycle.output_from.unwrap_or(start), end, None) };
+    let Some(done) = cycle.ended(taken).cloned() else {
+        // A program the shell runs (python3, mysql) answers the input: its echo is left out.
+        let from = cycle.output_from.unwrap_or_else(|| after_echo(session, start, end, input));
+        return (from, end, None);
+    };
     if taken {
         return (start, done.output_to, Some(done));
     }
     let from = cycle.output_from.unwrap_or_else(|| skip_echo(session, start, done.output_to, input));
     (from, done.output_to, Some(done))
+}
+
+/// Where output after `start` begins once the echo of every line of `input` is skipped, for
+/// programs without shell integration: each echoed line shows the typed line, possibly after a
+/// continuation prompt (`... `, `> `). When the first line is not the echo (the program does not
+/// echo, or redraws), nothing is skipped; skipping stops at the first line that is not.
+fn after_echo(session: &Session, start: Offset, to: Offset, input: &str) -> Offset {
+    const CONTINUATION: usize = 16;
+    if session.echoes_typing() == Some(false) {
+        // What looks like the echo is the program's own output.
+        return start;
+    }
+    // One line per line ended: by each newline typed, and by the Enter pressed after the input.
+    let input = input.replace("\r\n", "\n");
+    let typed: Vec<&str> = input.split(['\r', '\n']).map(str::trim).collect();
+    let bytes = session.slice(start, to.since(start).min(64 << 10) as usize).bytes;
+    let mut pos = 0;
+    for want in typed {
+        let Some(nl) = bytes[pos..].iter().position(|&b| b == b'\n') else { break };
+        let line = engine::text::clean(&bytes[pos..pos + nl]);
+        let line = line.trim_end();
+        let Some(before) = line.strip_suffix(want) else { break };
+        if before.chars().count() > CONTINUATION || before.chars().any(char::is_alphanumeric) {
+            break;
+        }
+        pos += nl + 1;
+    }
+    start.plus(pos)
+}
+
+/// Splits a trailing shell-like prompt (`>>> `, `mysql> `, `Router#`) off `[from, to)`: where the
+/// output before it ends, and the prompt's text. Bare copies of the same prompt just before it
+/// (the echo of blank lines typed, e.g. the one ending a python block) go too.
+fn trailing_prompt(session: &Session, from: Offset, to: Offset) -> (Offset, Option<String>) {
+    const LOOK_BACK: u64 = 1024;
+    let tail_from = from.max(Offset(to.0.saturating_sub(LOOK_BACK)));
+    let tail = session.slice(tail_from, to.since(tail_from) as usize).bytes;
+    let line_start = |end: usize| tail[..end].iter().rposition(|&b| b == b'\n').map_or(0, |n| n + 1);
+    let mut start = line_start(tail.len());
+    if start == 0 && tail_from > from {
+        return (to, None);
+    }
+    let text = engine::text::clean(&tail[start..]);
+    if engine::prompt::classify(&text) != Some(engine::prompt::PromptKind::Shell) {
+        return (to, None);
+    }
+    let prompt = text.trim().to_string();
+    while start > 0 {
+        let previous = line_start(start - 1);
+        if engine::text::clean(&tail[previous..start]).trim() != prompt {
+            break;
+        }
+        start = previous;
+    }
+    (tail_from.plus(start), Some(prompt))
 }
 
 /// Where output after `start` begins once the echo of `typed` (its first line) is skipped.
@@ -583,10 +645,14 @@ async fn finish_reply(
     if let Some(done) = done.filter(|_| settled == Settled::Shell) {
         session.wait_prompt_drawn(done.mark_end, Instant::now() + PROMPT_DRAW).await;
     }
-    let (from, to, done) = command_range(session, start, settled, shown, &mut warnings);
+    let (from, mut to, done) = command_range(session, start, settled, shown, &mut warnings);
+    let mut prompt = None;
+    if done.is_none() && matches!(shown, Shown::Command { .. }) {
+        (to, prompt) = trailing_prompt(session, from, to);
+    }
     let rendered = reply::render(session, from, to, cap);
     session.advance_read_cursor(session.end());
-    OutputReply::new(session, rendered, settled, done, warnings)
+    OutputReply { prompt, ..OutputReply::new(session, rendered, settled, done, warnings) }
 }
 
 fn wait_reply(
@@ -781,7 +847,6 @@ pub async fn read_output(manager: &SessionManager, p: ReadOutputParams) -> Resul
     let mut reply = OutputReply::new(session, rendered, settled, done, warnings);
     // The seed's settle-mode result has only the one cursor.
     reply.cursor_start = None;
-    reply.cursor_end = None;
     Ok(ReadReply::Output(reply))
 }
 

@@ -81,6 +81,21 @@ pub fn spawn(cmd: &LocalCommand) -> Result<Connection, Error> {
     if let Some(cwd) = &cmd.cwd {
         command = command.current_dir(cwd);
     }
+    // A terminal's program starts with default signal handling and nothing blocked, whatever
+    // pty-mcp inherited: started in the background by a non-interactive shell it ignores SIGINT,
+    // and ctrl+c would then interrupt nothing in the session.
+    // SAFETY: signal() and sigprocmask() are async-signal-safe, as pre_exec requires.
+    command = unsafe {
+        command.pre_exec(|| {
+            for sig in [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP, libc::SIGPIPE, libc::SIGTSTP] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            Ok(())
+        })
+    };
     let mut child = command.spawn(pts).map_err(|e| match e {
         pty_process::Error::Io(source) => io_err(source),
         other => spawn_err(other),
@@ -115,6 +130,17 @@ struct LocalControl {
     _files: Option<shell::IntegrationFiles>,
 }
 
+impl LocalControl {
+    /// The terminal's local mode flags (`c_lflag`).
+    fn local_flags(&self) -> Option<libc::tcflag_t> {
+        // SAFETY: tcgetattr fills a termios we own; on Linux the master reports the slave's flags.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            (libc::tcgetattr(self.master.as_raw_fd(), &mut t) == 0).then_some(t.c_lflag)
+        }
+    }
+}
+
 impl Control for LocalControl {
     fn resize(&self, rows: u16, cols: u16) -> io::Result<()> {
         let size = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
@@ -124,11 +150,11 @@ impl Control for LocalControl {
     }
 
     fn echo(&self) -> Option<bool> {
-        // SAFETY: tcgetattr fills a termios we own; on Linux the master reports the slave's flags.
-        unsafe {
-            let mut t: libc::termios = std::mem::zeroed();
-            (libc::tcgetattr(self.master.as_raw_fd(), &mut t) == 0).then_some(t.c_lflag & libc::ECHO != 0)
-        }
+        self.local_flags().map(|f| f & libc::ECHO != 0)
+    }
+
+    fn canonical(&self) -> Option<bool> {
+        self.local_flags().map(|f| f & libc::ICANON != 0)
     }
 
     fn foreground(&self) -> Option<Foreground> {
@@ -137,19 +163,29 @@ impl Control for LocalControl {
         if pgrp <= 0 {
             return None;
         }
-        // The group's leader is the program the shell started (or the shell itself).
-        let wchan = std::fs::read_to_string(format!("/proc/{pgrp}/wchan")).ok()?;
-        Some(match wchan.trim() {
-            "wait_woken" | "n_tty_read" => Foreground::ReadingTerminal,
-            w if w.starts_with("poll_")
-                || w.contains("select")
-                || w.contains("epoll")
-                || w.starts_with("do_sys_poll") =>
-            {
-                Foreground::Polling
+        // The group's leader is the program the shell started (or the shell itself). A leader
+        // waiting for a child (`sh -c`, a wrapper script) says nothing itself: then the group's
+        // other members do.
+        let leader = wchan_of(pgrp)?;
+        if leader != "do_wait" {
+            return Some(classify_wchan(&leader));
+        }
+        let mut seen = Foreground::Busy;
+        for pid in processes().filter(|&pid| pid != pgrp) {
+            let Some((state, group)) = state_and_group(pid) else { continue };
+            if group != pgrp {
+                continue;
             }
-            _ => Foreground::Busy,
-        })
+            if state == 'R' {
+                return Some(Foreground::Busy);
+            }
+            match wchan_of(pid).map(|w| classify_wchan(&w)) {
+                Some(Foreground::ReadingTerminal) => seen = Foreground::ReadingTerminal,
+                Some(Foreground::Polling) if seen == Foreground::Busy => seen = Foreground::Polling,
+                _ => {}
+            }
+        }
+        Some(seen)
     }
 
     fn terminate(&self) {
@@ -161,15 +197,42 @@ impl Control for LocalControl {
     }
 }
 
-/// Sends `signals` in turn to every process whose session id is `sid`.
-fn kill_session(sid: i32, signals: &[i32]) {
-    let members: Vec<i32> = std::fs::read_dir("/proc")
+/// What a process blocked in kernel function `wchan` is doing.
+fn classify_wchan(wchan: &str) -> Foreground {
+    match wchan.trim() {
+        "wait_woken" | "n_tty_read" => Foreground::ReadingTerminal,
+        w if w.starts_with("poll_") || w.contains("select") || w.contains("epoll") || w.starts_with("do_sys_poll") => {
+            Foreground::Polling
+        }
+        _ => Foreground::Busy,
+    }
+}
+
+fn wchan_of(pid: i32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/wchan")).ok()
+}
+
+/// Every process id in `/proc`.
+fn processes() -> impl Iterator<Item = i32> {
+    std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|entry| entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
-        .filter(|&pid| process_session(pid) == Some(sid))
-        .collect();
+}
+
+/// The state letter and process group of `pid`, from `/proc/<pid>/stat`.
+fn state_and_group(pid: i32) -> Option<(char, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let group = fields.nth(1)?.parse().ok()?;
+    Some((state, group))
+}
+
+/// Sends `signals` in turn to every process whose session id is `sid`.
+fn kill_session(sid: i32, signals: &[i32]) {
+    let members: Vec<i32> = processes().filter(|&pid| process_session(pid) == Some(sid)).collect();
     for &signal in signals {
         // SAFETY: kill has no memory effects; a stale pid at worst yields ESRCH.
         unsafe { libc::kill(-sid, signal) };

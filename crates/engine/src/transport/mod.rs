@@ -36,6 +36,12 @@ pub trait Control: Send + Sync + 'static {
         None
     }
 
+    /// Whether the terminal is in canonical (line) mode: the kernel collects lines, and echoes
+    /// them when `echo` is on. A line editor (readline) turns both off and echoes by itself.
+    fn canonical(&self) -> Option<bool> {
+        None
+    }
+
     /// Ends the far end: hangs up the terminal and stops its processes.
     fn terminate(&self);
 

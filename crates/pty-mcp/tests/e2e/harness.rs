@@ -34,7 +34,29 @@ impl Server {
     /// Starts the server with `env` (and no display, so that no real dialog can appear),
     /// sending its log lines to `stderr` when given.
     pub async fn start_logging(env: &[(&str, &str)], stderr: Option<std::fs::File>) -> Server {
+        Server::start_from(tokio::process::Command::new(binary()), env, stderr).await
+    }
+
+    /// Starts the server as a non-interactive shell starts a background job: SIGINT and SIGQUIT
+    /// ignored (which its sessions must not inherit).
+    pub async fn start_in_background() -> Server {
         let mut cmd = tokio::process::Command::new(binary());
+        // SAFETY: signal() is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_IGN);
+                libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+        Server::start_from(cmd, &[], None).await
+    }
+
+    async fn start_from(
+        mut cmd: tokio::process::Command,
+        env: &[(&str, &str)],
+        stderr: Option<std::fs::File>,
+    ) -> Server {
         cmd.arg("serve").env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY").env_remove("PTY_MCP_ASKPASS");
         for (k, v) in env {
             cmd.env(k, v);

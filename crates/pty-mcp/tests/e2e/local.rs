@@ -10,8 +10,9 @@ async fn python_repl_keeps_state_across_calls() {
     let id = s.session("python3 -q").await;
     let r = s.input(&id, "x = 6 * 7").await;
     assert_eq!(r["is_complete"], true);
+    // The reply holds the answer: no echo of the line, the prompt apart.
     let r = s.input(&id, "print(x + 1)").await;
-    assert!(output(&r).contains("\n43\n"), "{r}");
+    assert_eq!((output(&r), r["prompt"].as_str()), ("43\n", Some(">>>")), "{r}");
     assert_eq!(r["state"], "at_prompt");
 }
 
@@ -64,7 +65,8 @@ async fn send_input_wait_for_skips_the_echo_and_carries_output() {
 
 #[tokio::test]
 async fn ctrl_c_interrupts_and_the_shell_is_usable_after() {
-    let s = Server::start().await;
+    // Started with SIGINT ignored, as a background job of a script: the session must not be.
+    let s = Server::start_in_background().await;
     let id = s.bash().await;
     let r = s.call("send_input", json!({"session_id": id, "input": "sleep 100", "timeout_ms": 300})).await;
     assert_eq!(r["state"], "running", "{r}");

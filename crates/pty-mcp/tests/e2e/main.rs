@@ -8,6 +8,7 @@ mod harness;
 mod local;
 mod persistent;
 mod protocol;
+mod repl;
 mod secrets;
 mod serial;
 mod shell;

@@ -33,6 +33,37 @@ async fn tools_are_listed_with_schemas_and_annotations() {
     assert_eq!(info.server_info.as_ref().unwrap().name, "pty-mcp");
 }
 
+/// What a client puts into the model's context for the tools (name, description and input
+/// schema of each, as JSON): the budget it must stay within.
+pub const TOOLS_BUDGET: usize = 10_000;
+
+pub fn model_view_size(tools: &[rmcp::model::Tool]) -> usize {
+    tools
+        .iter()
+        .map(|t| {
+            json!({"name": t.name, "description": t.description, "input_schema": t.input_schema}).to_string().len()
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn the_tool_list_costs_the_model_little_and_keeps_every_parameter() {
+    let s = Server::start().await;
+    let tools = s.client.peer().list_all_tools().await.unwrap();
+    let size = model_view_size(&tools);
+    assert!(size <= TOOLS_BUDGET, "tools/list as a model sees it is {size} characters, over {TOOLS_BUDGET}");
+    let text = serde_json::to_string(&tools).unwrap();
+    for noise in ["$schema", "\"format\"", "\"default\":null", "\"null\""] {
+        assert!(!text.contains(noise), "{noise} in the tool list");
+    }
+    // Every parameter is still there, the Go version's names included.
+    let send = tools.iter().find(|t| t.name == "send_input").unwrap();
+    let props = send.input_schema["properties"].as_object().unwrap();
+    for p in ["session_id", "input", "raw", "paste", "timeout_ms", "settle_ms", "wait_for", "wait_for_timeout"] {
+        assert!(props.contains_key(p), "send_input lost {p}");
+    }
+}
+
 /// A raw JSON-RPC conversation with the binary, for what a well-behaved client never sends.
 struct Raw {
     child: tokio::process::Child,
