@@ -57,6 +57,8 @@ async fn main() -> anyhow::Result<()> {
     report("send_input(\"sleep 0.5; echo x\") reply time beyond the 500 ms sleep (shell integration)", &mut late);
 
     slow_startup(&peer, if quick { 3 } else { 10 }).await?;
+    interface_cost(&peer, &shell).await?;
+    repl_round_trip(&peer, if quick { 50 } else { 300 }).await?;
 
     let reactions = wait_for_reaction(&peer, if quick { 20 } else { 100 }).await?;
     let mut reactions = reactions;
@@ -146,6 +148,48 @@ async fn slow_startup(peer: &Peer<RoleClient>, rounds: usize) -> anyhow::Result<
     }
     report("create_local_session to at_prompt beyond a 0.8 s .bashrc", &mut create);
     report("first send_input(\"echo first\") round trip after it", &mut first);
+    Ok(())
+}
+
+/// What the interface costs the model: tools/list as a model sees it (name, description and
+/// input schema of each), and the text of a typical reply.
+async fn interface_cost(peer: &Peer<RoleClient>, shell: &str) -> anyhow::Result<()> {
+    let tools = peer.list_all_tools().await?;
+    let size: usize = tools
+        .iter()
+        .map(|t| {
+            json!({"name": t.name, "description": t.description, "input_schema": t.input_schema}).to_string().len()
+        })
+        .sum();
+    println!("tools/list as a model sees it: {size} characters for {} tools (target <= 10000)", tools.len());
+    let params = CallToolRequestParams::new("send_input")
+        .with_arguments(json!({"session_id": shell, "input": "echo x"}).as_object().cloned().unwrap_or_default());
+    let r = peer.call_tool(params).await?;
+    let text = r.content.first().and_then(|c| c.as_text()).map(|t| t.text.clone()).unwrap_or_default();
+    // The same reply as it was before: pretty-printed, with cursor_end repeating cursor.
+    let mut before: Value = serde_json::from_str(&text)?;
+    before["cursor_end"] = before["cursor"].clone();
+    println!(
+        "send_input(\"echo x\") reply text: {} bytes (was {} pretty-printed with cursor_end)",
+        text.len(),
+        serde_json::to_string_pretty(&before)?.len()
+    );
+    Ok(())
+}
+
+/// `print(1)` in a python3 REPL started directly: completion by its prompt.
+async fn repl_round_trip(peer: &Peer<RoleClient>, rounds: usize) -> anyhow::Result<()> {
+    let v = call(peer, "create_local_session", json!({"command": "python3 -q"})).await?;
+    let id = v["session_id"].clone();
+    let mut rtt = Vec::new();
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let r = call(peer, "send_input", json!({"session_id": id, "input": "print(1)"})).await?;
+        rtt.push(t.elapsed());
+        anyhow::ensure!(r["output"] == "1\n" && r["is_complete"] == true, "unexpected reply: {r}");
+    }
+    report("send_input(\"print(1)\") round trip in python3 (prompt completion)", &mut rtt);
+    call(peer, "close_session", json!({"session_id": id})).await?;
     Ok(())
 }
 
