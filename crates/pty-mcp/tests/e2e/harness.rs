@@ -52,7 +52,7 @@ impl Server {
         Server::start_from(cmd, &[], None).await
     }
 
-    async fn start_from(
+    pub async fn start_from(
         mut cmd: tokio::process::Command,
         env: &[(&str, &str)],
         stderr: Option<std::fs::File>,

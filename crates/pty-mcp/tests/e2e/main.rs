@@ -5,6 +5,7 @@ mod audit;
 mod bad_input;
 mod fullscreen;
 mod harness;
+mod install;
 mod local;
 mod persistent;
 mod protocol;
