@@ -488,7 +488,7 @@ async fn persistent_figures(peer: &Peer<RoleClient>, direct: &str, rounds: usize
     let daemon = std::path::Path::new(env!("CARGO_BIN_EXE_pty-mcp")).with_file_name("ai-tmux");
     let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let Some(built) = modified(&daemon) else {
-        println!("persistent: skipped (build ai-tmux first: cargo build --release -p ai-tmux)");
+        println!("persistent: skipped (build ai-tmux first: cargo build --release -p pty-mcp-ai-tmux)");
         return Ok(());
     };
     // cargo bench builds pty-mcp only: say so when ai-tmux's sources are newer than its binary.
@@ -499,7 +499,7 @@ async fn persistent_figures(peer: &Peer<RoleClient>, direct: &str, rounds: usize
         .filter_map(|e| modified(&e.path()))
         .max();
     if newest_source.is_some_and(|newest| newest > built) {
-        println!("persistent: ai-tmux is older than its sources; run cargo build --release -p ai-tmux first");
+        println!("persistent: ai-tmux is older than its sources; run cargo build --release -p pty-mcp-ai-tmux first");
     }
     let bash = "bash --norc --noprofile";
     // The daemon's default shell reads the same startup files as the direct session's login
