@@ -194,7 +194,8 @@ impl Session {
         let at = self.write(bytes, deadline).await?;
         let ready = self.with_shell(|s| s.ready_at(at, previous));
         let first_line = line.lines().map(str::trim).find(|l| !l.is_empty()).map(String::from);
-        Ok(Typed { at, ready, first_line })
+        let entered = bytes.last().is_some_and(|b| matches!(b, b'\r' | b'\n'));
+        Ok(Typed { at, ready, first_line, entered })
     }
 
     /// The marks of the command `typed` formed (see [`ShellState::cycle`]).

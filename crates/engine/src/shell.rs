@@ -78,6 +78,9 @@ pub struct Typed {
     /// The first non-blank line typed, matched against the line editor's echo when the shell
     /// was not ready (the input waited in the terminal while something else ran).
     pub first_line: Option<String>,
+    /// The input ended with Enter: the program's answer starts on a new line, so a prompt
+    /// counts only after one (a line editor may redraw the old prompt before echoing).
+    pub entered: bool,
 }
 
 /// The command one input formed, found in the marks after it.
@@ -476,7 +479,7 @@ mod tests {
     }
 
     fn typed(at: u64, ready: bool) -> Typed {
-        Typed { at: Offset(at), ready, first_line: Some("cmd".into()) }
+        Typed { at: Offset(at), ready, first_line: Some("cmd".into()), entered: true }
     }
 
     #[test]

@@ -162,6 +162,8 @@ impl Session {
         // When quiet came but the program was seen busy: look again one quiet period later
         // (a program may return to reading its input without printing anything).
         let mut recheck: Option<Instant> = None;
+        // For a line entered: whether a new line has begun after it (see `Typed::entered`).
+        let mut new_line = !opts.command.as_ref().is_some_and(|t| t.entered);
         loop {
             let signal = *rx.borrow_and_update();
             if !signal.alive {
@@ -189,7 +191,10 @@ impl Session {
             }
             if !prompt_checked && quiet_for >= opts.confirm {
                 prompt_checked = true;
-                let fresh = signal.end > opts.from || !opts.require_output;
+                if !new_line {
+                    new_line = self.slice(opts.from, signal.end.since(opts.from) as usize).bytes.contains(&b'\n');
+                }
+                let fresh = (signal.end > opts.from || !opts.require_output) && new_line;
                 if fresh
                     && !finished
                     && !shell_prompt_only
