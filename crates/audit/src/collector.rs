@@ -15,7 +15,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
@@ -173,7 +173,7 @@ async fn accept(
     if !shared_ok && operator.is_none() {
         return reply(StatusCode::UNAUTHORIZED, "unauthorized");
     }
-    let Ok(Value::Object(mut record)) = serde_json::from_slice::<Value>(&body) else {
+    let Ok(Value::Object(record)) = serde_json::from_slice::<Value>(&body) else {
         return reply(StatusCode::BAD_REQUEST, "the body must be a JSON object");
     };
     let has = |k: &str| record.get(k).is_some_and(Value::is_string);
@@ -183,6 +183,22 @@ async fn accept(
     if record.get("record_id").is_some_and(|r| !r.as_str().is_some_and(|s| !s.is_empty() && s.len() <= 128)) {
         return reply(StatusCode::BAD_REQUEST, "record_id must be a short string");
     }
+    // Stored in a task of its own: a client that goes away mid-request drops this handler, and
+    // a store cut short between writing a line and noting its hash would fork the chain (the
+    // next record would name the line before as its predecessor).
+    tokio::spawn(store(shared, record, peer, operator)).await.unwrap_or_else(|e| {
+        tracing::error!("storing an audit record failed: {e}");
+        reply(StatusCode::INTERNAL_SERVER_ERROR, "the record could not be stored")
+    })
+}
+
+/// Appends `record` to the log, chained to the line before, unless its `record_id` was stored.
+async fn store(
+    shared: Arc<Shared>,
+    mut record: Map<String, Value>,
+    peer: SocketAddr,
+    operator: Option<String>,
+) -> (StatusCode, String) {
     let record_id = record.get("record_id").and_then(Value::as_str).map(String::from);
     let mut log = shared.log.lock().await;
     if let Some(id) = &record_id

@@ -163,7 +163,8 @@ async fn records_survive_a_dead_collector_and_arrive_exactly_once() {
     assert_eq!(cmds, (0..100).map(|i| format!("echo n{i}")).collect::<Vec<_>>());
     let ids: std::collections::HashSet<&str> = r.iter().map(|v| v["record_id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), r.len(), "a record was stored twice");
-    assert!(verify(&log).await.status.success());
+    let verified = verify(&log).await;
+    assert!(verified.status.success(), "the chain broke: {}", String::from_utf8_lossy(&verified.stderr));
 }
 
 #[tokio::test]
@@ -384,7 +385,8 @@ async fn a_collector_that_stops_answering_never_blocks_best_effort_and_loses_not
     .await;
     let ids: std::collections::HashSet<&str> = r.iter().map(|v| v["record_id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), r.len(), "a record was stored twice");
-    assert!(verify(&log).await.status.success());
+    let verified = verify(&log).await;
+    assert!(verified.status.success(), "the chain broke: {}", String::from_utf8_lossy(&verified.stderr));
 }
 
 #[tokio::test]
