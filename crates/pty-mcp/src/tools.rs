@@ -202,8 +202,8 @@ enum Shown<'a> {
 
 /// The transcript range to show for input typed at `start`, and the command that finished
 /// there (integrated shells). For a command line at an integrated shell, exactly its command's
-/// output: from its C mark (or, without one, after the echo of the typed line) to its D mark, or
-/// to the end while it runs. Otherwise everything from `start`.
+/// output: from its C mark (or, without one, after the echo of the typed lines) to its D mark,
+/// or to the end while it runs. Otherwise what followed the echo; for keys, everything.
 fn command_range(
     session: &Session,
     start: Offset,
@@ -244,12 +244,13 @@ fn command_range(
     if taken {
         return (start, done.output_to, Some(done));
     }
-    let from = cycle.output_from.unwrap_or_else(|| skip_echo(session, start, done.output_to, input));
+    // No C mark (an empty line, a syntax error): what follows the echo is the shell's answer.
+    let from = cycle.output_from.unwrap_or_else(|| after_echo(session, start, done.output_to, input));
     (from, done.output_to, Some(done))
 }
 
-/// Where output after `start` begins once the echo of every line of `input` is skipped, for
-/// programs without shell integration: each echoed line shows the typed line, possibly after a
+/// Where output after `start` begins once the echo of every line of `input` is skipped: each
+/// echoed line shows the typed line, possibly after a
 /// continuation prompt (`... `, `> `). When the first line is not the echo (the program does not
 /// echo, or redraws), nothing is skipped; skipping stops at the first line that is not.
 fn after_echo(session: &Session, start: Offset, to: Offset, input: &str) -> Offset {
@@ -301,15 +302,6 @@ fn trailing_prompt(session: &Session, from: Offset, to: Offset) -> (Offset, Opti
         start = previous;
     }
     (tail_from.plus(start), Some(prompt))
-}
-
-/// Where output after `start` begins once the echo of `typed` (its first line) is skipped.
-fn skip_echo(session: &Session, start: Offset, to: Offset, typed: &str) -> Offset {
-    let Some(first_typed) = typed.lines().map(str::trim).find(|l| !l.is_empty()) else { return start };
-    let bytes = session.slice(start, to.since(start) as usize).bytes;
-    let Some(nl) = bytes.iter().position(|&b| b == b'\n') else { return start };
-    // The echo is the typed line, possibly after a prompt; anything else is real output.
-    if engine::text::clean(&bytes[..nl]).trim_end().ends_with(first_typed) { start.plus(nl + 1) } else { start }
 }
 
 /// The reply of a pattern wait (`wait_for`).

@@ -7,7 +7,7 @@ use std::process::Output;
 use crate::harness::{Server, binary, free_port, spawn_until_ready};
 use crate::persistent::bin_dir;
 
-fn repo() -> PathBuf {
+pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
@@ -20,14 +20,14 @@ fn target() -> &'static str {
 }
 
 /// A release directory holding this build's archive and SHA256SUMS, served on 127.0.0.1.
-struct Release {
+pub struct Release {
     dir: tempfile::TempDir,
-    url: String,
+    pub url: String,
     _server: tokio::process::Child,
 }
 
 impl Release {
-    async fn new() -> Release {
+    pub async fn new() -> Release {
         let dir = tempfile::tempdir().unwrap();
         let out = std::process::Command::new(repo().join("scripts/dist"))
             .args(["package", target()])

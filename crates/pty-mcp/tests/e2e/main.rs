@@ -8,6 +8,7 @@ mod harness;
 mod install;
 mod local;
 mod persistent;
+mod plugin;
 mod protocol;
 mod repl;
 mod secrets;
