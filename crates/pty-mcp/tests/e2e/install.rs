@@ -124,3 +124,30 @@ async fn install_sh_refuses_a_tampered_archive_and_a_missing_platform() {
     assert!(!out.status.success() && said.contains("could not download"), "{said}");
     assert!(!into.exists() || std::fs::read_dir(&into).unwrap().next().is_none(), "nothing installed");
 }
+
+/// The Claude Desktop bundle: built by `scripts/dist mcpb` (which validates its manifest with the
+/// mcpb tool from npm), it unpacks to this version's manifest and both binaries.
+#[test]
+fn the_claude_desktop_bundle_validates_and_carries_both_binaries() {
+    let dist = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(repo().join("scripts/dist"))
+        .args(["mcpb", target()])
+        .arg(bin_dir())
+        .env("DIST_DIR", dist.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "scripts/dist mcpb: {}", String::from_utf8_lossy(&out.stderr));
+    let bundle = dist.path().join(format!("pty-mcp-{}-{}.mcpb", env!("CARGO_PKG_VERSION"), target()));
+    let tool = repo().join("target/dist-tools/node/node_modules/.bin/mcpb");
+    let info = std::process::Command::new(&tool).arg("info").arg(&bundle).output().unwrap();
+    assert!(info.status.success(), "mcpb info: {}", String::from_utf8_lossy(&info.stderr));
+    let unpacked = dist.path().join("unpacked");
+    let status = std::process::Command::new(&tool).arg("unpack").arg(&bundle).arg(&unpacked).status().unwrap();
+    assert!(status.success());
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(unpacked.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(manifest["compatibility"]["platforms"], serde_json::json!(["linux"]));
+    assert_eq!(version_of(&unpacked.join("server/pty-mcp")), version_of(Path::new(binary())));
+    assert!(unpacked.join("server/ai-tmux").is_file());
+}

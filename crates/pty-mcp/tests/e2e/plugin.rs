@@ -11,9 +11,10 @@ use crate::install::{Release, repo};
 /// The Claude Code CLI version the test drives.
 const CLAUDE_CODE: &str = "2.1.332";
 
-/// The CLI's native binary, installed from npm under target/ once per machine.
+/// The CLI's native binary, installed from npm under the target directory once per machine.
 fn claude() -> PathBuf {
-    let prefix = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/claude-code");
+    let prefix = Path::new(env!("CARGO_TARGET_TMPDIR")).join("claude-code");
+    std::fs::create_dir_all(&prefix).unwrap();
     let package = prefix.join("node_modules/@anthropic-ai/claude-code");
     let exe = package.join("bin/claude.exe");
     let lock = std::fs::File::create(prefix.with_extension("lock")).unwrap();
@@ -104,6 +105,8 @@ fn the_plugin_and_its_launcher_name_this_version() {
     let market: serde_json::Value = serde_json::from_str(&read(".claude-plugin/marketplace.json")).unwrap();
     assert_eq!(plugin["version"], version);
     assert_eq!(market["plugins"][0]["version"], version);
+    let desktop: serde_json::Value = serde_json::from_str(&read("packaging/claude-desktop/manifest.json")).unwrap();
+    assert_eq!(desktop["version"], version);
     assert!(read("plugin/bin/pty-mcp-launch").contains(&format!("\nVERSION={version}\n")));
     assert_eq!(read("install.sh"), read("plugin/scripts/install.sh"), "the plugin's install.sh is the root's");
 }
