@@ -11,7 +11,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -86,7 +86,14 @@ pub async fn attach(
     let (session_side, pump_side) = tokio::io::duplex(256 << 10);
     let (reader, writer) = tokio::io::split(session_side);
     let (commands, commands_rx) = mpsc::unbounded_channel();
-    let remote = Arc::new(Remote { commands, problem: Arc::default(), let_go: AtomicBool::new(false) });
+    let (recorded, recorded_rx) = tokio::sync::watch::channel(attached.read_offset);
+    let remote = Arc::new(Remote {
+        commands,
+        problem: Arc::default(),
+        let_go: AtomicBool::new(false),
+        read: AtomicU64::new(attached.read_offset),
+        recorded: recorded_rx,
+    });
     let (exit_tx, exit_rx) = oneshot::channel();
     let (link_up, link_rx) = tokio::sync::watch::channel(true);
     let pump = Pump {
@@ -98,6 +105,7 @@ pub async fn attach(
         events: daemon.events,
         received: attached.from,
         acked: attached.read_offset,
+        recorded,
         unsent: Vec::new(),
         typed: attached.input_seq,
         recent: std::collections::VecDeque::new(),
@@ -142,6 +150,10 @@ struct Remote {
     problem: Arc<Mutex<Option<String>>>,
     /// Detached or closed already: dropping the session must not close it (again).
     let_go: AtomicBool,
+    /// The furthest read offset handed to the pump.
+    read: AtomicU64,
+    /// The furthest read offset the daemon has recorded.
+    recorded: tokio::sync::watch::Receiver<u64>,
 }
 
 impl Control for Remote {
@@ -168,7 +180,23 @@ impl Control for Remote {
     }
 
     fn read_to(&self, offset: engine::Offset) {
+        self.read.fetch_max(offset.0, Ordering::SeqCst);
         let _ = self.commands.send(Command::Ack(offset.0));
+    }
+
+    fn reads_recorded(&self) -> Option<Reattach> {
+        let read = self.read.load(Ordering::SeqCst);
+        let mut recorded = self.recorded.clone();
+        let problem = self.problem.clone();
+        Some(Box::pin(async move {
+            // A link that is down records nothing now; the next attach says where reading stands.
+            let down = || lock(&problem).is_some();
+            recorded
+                .wait_for(|r| *r >= read || down())
+                .await
+                .map(|_| ())
+                .map_err(|_| io::Error::other("the session is gone"))
+        }))
     }
 
     fn detach(&self) -> bool {
@@ -210,6 +238,8 @@ struct Pump {
     received: u64,
     /// The last read offset told to the daemon.
     acked: u64,
+    /// Read offsets the daemon confirmed it recorded.
+    recorded: tokio::sync::watch::Sender<u64>,
     /// Input typed while the link was down, sent once it is back.
     unsent: Vec<u8>,
     /// Bytes of input sent so far: the `seq` of the next `write`.
@@ -249,7 +279,13 @@ impl Pump {
                         if let Some(link) = &self.link && offset > self.acked {
                             self.acked = offset;
                             let p = json!({"session_id": self.session_id, "offset": offset, "client": self.client});
-                            let _ = link.post("ack", p).await;
+                            // Answered off the pump, which must keep taking output meanwhile.
+                            let (link, recorded) = (link.clone(), self.recorded.clone());
+                            tokio::spawn(async move {
+                                if link.call("ack", p, CALL_TIMEOUT).await.is_ok() {
+                                    recorded.send_modify(|r| *r = (*r).max(offset));
+                                }
+                            });
                         }
                     }
                     Some(Command::Reattach(done)) => {

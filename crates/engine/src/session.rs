@@ -304,6 +304,15 @@ impl Session {
         }
     }
 
+    /// Waits until the far end has recorded how far this session was read (a persistent
+    /// session's daemon), at most until `deadline`: a reply must not reach the agent before
+    /// the daemon knows it was read, or a pty-mcp killed right after would read it again.
+    pub async fn reads_recorded(&self, deadline: Instant) {
+        if let Some(recorded) = self.control.reads_recorded() {
+            let _ = tokio::time::timeout_at(deadline, recorded).await;
+        }
+    }
+
     /// What the shell's integration marks said (inactive when the shell is not integrated).
     pub fn shell(&self) -> ShellState {
         lock(&self.shared.shell).clone()

@@ -609,7 +609,7 @@ pub async fn send_input(manager: &SessionManager, p: SendInputParams) -> Result<
         let mut reply = wait_reply(session, start, outcome, 0, 0, warnings);
         let r = reply::render(session, start, Offset(reply.cursor), cap);
         reply.output = Some(r.text);
-        session.advance_read_cursor(Offset(reply.cursor));
+        consume(session, Offset(reply.cursor)).await;
         return Ok(SendReply::Wait(reply));
     }
 
@@ -621,6 +621,16 @@ pub async fn send_input(manager: &SessionManager, p: SendInputParams) -> Result<
         _ => Shown::Command { typed: &typed, input: &p.input, multiline },
     };
     Ok(SendReply::Output(finish_reply(session, start, settled, shown, cap, warnings).await))
+}
+
+/// How long a reply waits for a persistent session's daemon to record how far it was read.
+const READ_RECORD_WAIT: Duration = Duration::from_secs(2);
+
+/// Moves the read cursor to `to`, and waits until a persistent session's daemon has recorded it
+/// (see `Session::reads_recorded`).
+async fn consume(session: &Session, to: Offset) {
+    session.advance_read_cursor(to);
+    session.reads_recorded(Instant::now() + READ_RECORD_WAIT).await;
 }
 
 /// The reply after typing at `start` and waiting: the command's output, its status, and the
@@ -643,7 +653,7 @@ async fn finish_reply(
         (to, prompt) = trailing_prompt(session, from, to);
     }
     let rendered = reply::render(session, from, to, cap);
-    session.advance_read_cursor(session.end());
+    consume(session, session.end()).await;
     OutputReply { prompt, ..OutputReply::new(session, rendered, settled, done, warnings) }
 }
 
@@ -825,7 +835,7 @@ pub async fn read_output(manager: &SessionManager, p: ReadOutputParams) -> Resul
         }
         let reply = wait_reply(session, from, outcome, context, tail, warnings);
         if reply.matched {
-            session.advance_read_cursor(Offset(reply.cursor));
+            consume(session, Offset(reply.cursor)).await;
         }
         return Ok(ReadReply::Wait(reply));
     }
@@ -834,7 +844,7 @@ pub async fn read_output(manager: &SessionManager, p: ReadOutputParams) -> Resul
     let opts = Settle::reading(from, ms(settle_ms));
     let settled = session.settle(opts, deadline).await;
     let rendered = reply::render(session, from, session.end(), cap);
-    session.advance_read_cursor(rendered.to);
+    consume(session, rendered.to).await;
     let done = session.shell().finished_after(from).cloned();
     let mut reply = OutputReply::new(session, rendered, settled, done, warnings);
     // The seed's settle-mode result has only the one cursor.

@@ -70,6 +70,12 @@ pub trait Control: Send + Sync + 'static {
         let _ = offset;
     }
 
+    /// Resolves once the far end has recorded every read offset given to `read_to` so far
+    /// (or can record none now); `None` where reads are not recorded elsewhere.
+    fn reads_recorded(&self) -> Option<Reattach> {
+        None
+    }
+
     /// Lets go of the far end, leaving its program running; false when it cannot be left (the
     /// program would die with the link).
     fn detach(&self) -> bool {
