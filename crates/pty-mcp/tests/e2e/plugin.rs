@@ -98,7 +98,7 @@ fn has_file_named(dir: &Path, name: &str) -> bool {
 }
 
 #[test]
-fn the_plugin_and_its_launcher_name_this_version() {
+fn every_package_names_this_version() {
     let version = env!("CARGO_PKG_VERSION");
     let read = |p: &str| std::fs::read_to_string(repo().join(p)).unwrap();
     let plugin: serde_json::Value = serde_json::from_str(&read("plugin/.claude-plugin/plugin.json")).unwrap();
@@ -107,6 +107,7 @@ fn the_plugin_and_its_launcher_name_this_version() {
     assert_eq!(market["plugins"][0]["version"], version);
     let desktop: serde_json::Value = serde_json::from_str(&read("packaging/claude-desktop/manifest.json")).unwrap();
     assert_eq!(desktop["version"], version);
+    assert!(read("packaging/python/pyproject.toml").contains(&format!("\nversion = \"{version}\"\n")));
     assert!(read("plugin/bin/pty-mcp-launch").contains(&format!("\nVERSION={version}\n")));
     assert_eq!(read("install.sh"), read("plugin/scripts/install.sh"), "the plugin's install.sh is the root's");
 }
