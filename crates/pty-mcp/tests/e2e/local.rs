@@ -199,6 +199,8 @@ async fn terminal_queries_are_answered() {
     let script = r#"python3 -c "import os,sys,tty; tty.setraw(0); os.write(1,b'\x1b[6n'); r=b''
 while not r.endswith(b'R'): r+=os.read(0,1)
 tty.setcbreak(0); print(); print('CPR', r[1:].decode())""#;
-    let r = s.input_until(&id, script, "^CPR").await;
+    // The whole line: a PTY reader may see a line part-written, and wait_for matches unfinished
+    // lines (prompts end without a newline).
+    let r = s.input_until(&id, script, r"^CPR \[").await;
     assert!(r["match_line"].as_str().unwrap().starts_with("CPR ["), "{r}");
 }
