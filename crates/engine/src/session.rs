@@ -319,7 +319,7 @@ impl Session {
     }
 
     /// Runs `f` on the shell state without copying it.
-    pub(crate) fn with_shell<T>(&self, f: impl FnOnce(&ShellState) -> T) -> T {
+    pub fn with_shell<T>(&self, f: impl FnOnce(&ShellState) -> T) -> T {
         f(&lock(&self.shared.shell))
     }
 

@@ -65,7 +65,8 @@ impl Settle {
 
     /// Waiting for the answer to the command line `typed`.
     pub fn after_command(typed: Typed, quiet: Duration) -> Settle {
-        Settle { command: Some(typed.clone()), ..Settle::after_input(typed.at, quiet) }
+        let at = typed.at;
+        Settle { command: Some(typed), ..Settle::after_input(at, quiet) }
     }
 
     /// Following output from `from` without typing: a pause in output ends the wait.
@@ -164,6 +165,7 @@ impl Session {
         let mut recheck: Option<Instant> = None;
         // For a line entered: whether a new line has begun after it (see `Typed::entered`).
         let mut new_line = !opts.command.as_ref().is_some_and(|t| t.entered);
+        let mut scanned = opts.from;
         loop {
             let signal = *rx.borrow_and_update();
             if !signal.alive {
@@ -192,7 +194,9 @@ impl Session {
             if !prompt_checked && quiet_for >= opts.confirm {
                 prompt_checked = true;
                 if !new_line {
-                    new_line = self.slice(opts.from, signal.end.since(opts.from) as usize).bytes.contains(&b'\n');
+                    // Each byte is looked at once, however long a line without a newline grows.
+                    new_line = self.slice(scanned, signal.end.since(scanned) as usize).bytes.contains(&b'\n');
+                    scanned = signal.end;
                 }
                 let fresh = (signal.end > opts.from || !opts.require_output) && new_line;
                 if fresh

@@ -213,9 +213,9 @@ fn command_range(
 ) -> (Offset, Offset, Option<Finished>) {
     let end = session.end();
     let Shown::Command { typed, input, multiline } = shown else {
-        return (start, end, session.shell().finished_after(start).cloned());
+        return (start, end, session.with_shell(|s| s.finished_after(start).cloned()));
     };
-    if !session.shell().active {
+    if !session.with_shell(|s| s.active) {
         return (after_echo(session, start, end, input), end, None);
     }
     let cycle = session.cycle(typed, multiline);
@@ -643,9 +643,13 @@ async fn finish_reply(
     cap: usize,
     mut warnings: Warnings,
 ) -> OutputReply {
-    let (_, _, done) = command_range(session, start, settled, shown, &mut Warnings::default());
-    if let Some(done) = done.filter(|_| settled == Settled::Shell) {
-        session.wait_prompt_drawn(done.mark_end, Instant::now() + PROMPT_DRAW).await;
+    if settled == Settled::Shell {
+        // The end mark that completed the wait is the newest one (this command's, or that of
+        // the command that took the input): the prompt is drawn after it.
+        let ended = session.with_shell(|s| s.last.as_ref().map(|l| l.mark_end));
+        if let Some(mark_end) = ended {
+            session.wait_prompt_drawn(mark_end, Instant::now() + PROMPT_DRAW).await;
+        }
     }
     let (from, mut to, done) = command_range(session, start, settled, shown, &mut warnings);
     let mut prompt = None;
@@ -845,7 +849,7 @@ pub async fn read_output(manager: &SessionManager, p: ReadOutputParams) -> Resul
     let settled = session.settle(opts, deadline).await;
     let rendered = reply::render(session, from, session.end(), cap);
     consume(session, rendered.to).await;
-    let done = session.shell().finished_after(from).cloned();
+    let done = session.with_shell(|s| s.finished_after(from).cloned());
     let mut reply = OutputReply::new(session, rendered, settled, done, warnings);
     // The seed's settle-mode result has only the one cursor.
     reply.cursor_start = None;

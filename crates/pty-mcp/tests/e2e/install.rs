@@ -19,6 +19,17 @@ fn target() -> &'static str {
     }
 }
 
+/// `scripts/dist WHAT TARGET BIN_DIR` on this build's binaries, into `into`.
+fn dist(what: &str, into: &Path) {
+    let out = std::process::Command::new(repo().join("scripts/dist"))
+        .args([what, target()])
+        .arg(bin_dir())
+        .env("DIST_DIR", into)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "scripts/dist {what}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// A release directory holding this build's archive and SHA256SUMS, served on 127.0.0.1.
 pub struct Release {
     dir: tempfile::TempDir,
@@ -29,13 +40,7 @@ pub struct Release {
 impl Release {
     pub async fn new() -> Release {
         let dir = tempfile::tempdir().unwrap();
-        let out = std::process::Command::new(repo().join("scripts/dist"))
-            .args(["package", target()])
-            .arg(bin_dir())
-            .env("DIST_DIR", dir.path())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "scripts/dist package: {}", String::from_utf8_lossy(&out.stderr));
+        dist("package", dir.path());
         let port = free_port();
         let mut cmd = tokio::process::Command::new("sh");
         cmd.arg("-c").arg(format!(
@@ -130,13 +135,7 @@ async fn install_sh_refuses_a_tampered_archive_and_a_missing_platform() {
 #[test]
 fn the_claude_desktop_bundle_validates_and_carries_both_binaries() {
     let dist = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(repo().join("scripts/dist"))
-        .args(["mcpb", target()])
-        .arg(bin_dir())
-        .env("DIST_DIR", dist.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "scripts/dist mcpb: {}", String::from_utf8_lossy(&out.stderr));
+    self::dist("mcpb", dist.path());
     let bundle = dist.path().join(format!("pty-mcp-{}-{}.mcpb", env!("CARGO_PKG_VERSION"), target()));
     let tool = repo().join("target/dist-tools/node/node_modules/.bin/mcpb");
     let info = std::process::Command::new(&tool).arg("info").arg(&bundle).output().unwrap();
