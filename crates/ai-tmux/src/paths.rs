@@ -29,7 +29,7 @@ pub fn default_socket() -> PathBuf {
 
 /// This machine's name, as far as it is safe in a file name (a socket path is short: at most
 /// 32 characters of it).
-fn host_name() -> String {
+pub fn host_name() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most `buf.len()` bytes into our buffer.
     let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;

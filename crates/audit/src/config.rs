@@ -67,19 +67,27 @@ pub enum ConfigError {
     },
 }
 
-/// `$XDG_CONFIG_HOME/pty-mcp/config`, else `~/.config/pty-mcp/config`.
+/// `<config dir>/pty-mcp/config`, where the Go pty-mcp reads it (Go's `os.UserConfigDir`):
+/// `$XDG_CONFIG_HOME`, else `~/.config`; on macOS `~/Library/Application Support`.
 pub fn default_path() -> PathBuf {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/".into())).join(".config"));
-    base.join("pty-mcp").join("config")
+    app_dir("XDG_CONFIG_HOME", ".config").join("config")
 }
 
-/// `$XDG_STATE_HOME/pty-mcp`, else `~/.local/state/pty-mcp`: where the spool lives.
+/// Where the spool lives: `$XDG_STATE_HOME/pty-mcp`, else `~/.local/state/pty-mcp`; on macOS
+/// the same directory as the config.
 pub fn state_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/".into())).join(".local/state"));
+    app_dir("XDG_STATE_HOME", ".local/state")
+}
+
+/// `pty-mcp` under the base directory the variable `xdg` names, else under `$HOME/fallback`.
+/// macOS has one place for an application's files and Go ignores the XDG variables there.
+fn app_dir(xdg: &str, fallback: &str) -> PathBuf {
+    let home = || PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/".into()));
+    let base = if cfg!(target_os = "macos") {
+        home().join("Library/Application Support")
+    } else {
+        std::env::var_os(xdg).map(PathBuf::from).unwrap_or_else(|| home().join(fallback))
+    };
     base.join("pty-mcp")
 }
 

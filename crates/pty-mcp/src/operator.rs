@@ -112,7 +112,8 @@ fn methods(prompt: &str) -> Vec<Method> {
             name: "powershell.exe",
             program: "powershell.exe".into(),
             args: vec!["-NoProfile".into(), "-NonInteractive".into(), "-Command".into(), script.into()],
-            env: vec![("PTY_MCP_PROMPT", prompt.to_string())],
+            // A Windows program sees only the variables WSLENV names.
+            env: vec![("PTY_MCP_PROMPT", prompt.to_string()), ("WSLENV", wslenv_with("PTY_MCP_PROMPT"))],
         });
     }
     let display = ["DISPLAY", "WAYLAND_DISPLAY"].iter().any(|v| std::env::var_os(v).is_some_and(|d| !d.is_empty()));
@@ -133,6 +134,13 @@ fn methods(prompt: &str) -> Vec<Method> {
     out
 }
 
+/// `$WSLENV` with `name` added: the list of variables WSL passes on to Windows programs.
+fn wslenv_with(name: &str) -> String {
+    match std::env::var("WSLENV") {
+        Ok(list) if !list.is_empty() => format!("{list}:{name}"),
+        _ => name.to_string(),
+    }
+}
 /// Runs a dialog program; its standard output is the secret.
 async fn run(method: &Method, deadline: tokio::time::Instant) -> Result<Secret, Outcome> {
     let mut child = tokio::process::Command::new(&method.program)

@@ -55,9 +55,10 @@ fn client_id() -> String {
     if let Ok(id) = std::env::var("PTY_MCP_CLIENT_ID") {
         return id;
     }
+    // Linux has a machine id; macOS has none in a file, so its host name stands in.
     let machine = std::fs::read_to_string("/etc/machine-id")
         .or_else(|_| std::fs::read_to_string("/proc/sys/kernel/random/boot_id"))
-        .unwrap_or_default();
+        .unwrap_or_else(|_| ai_tmux::paths::host_name());
     let user = ::audit::config::default_user();
     format!("{}:{user}", machine.trim().chars().take(16).collect::<String>())
 }

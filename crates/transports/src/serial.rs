@@ -3,8 +3,18 @@
 //! A pump task owns the port: it copies the device's output to the session and the session's
 //! input to the device. When the device disappears (a USB adapter unplugged) the session is told
 //! in its output and in its state (`disconnected`, with the reason); with `reconnect` the pump
-//! waits (inotify, no polling) for the same path to come back, reopens it with the same
-//! settings, and carries on in the same transcript.
+//! waits (inotify on Linux, kqueue on macOS; no polling) for the same path to come back, reopens
+//! it with the same settings, and carries on in the same transcript.
+//!
+//! What differs by system (the directory watch, finding another holder of a port, stick parity,
+//! listing ports) lives in `serial/linux.rs` and `serial/macos.rs`.
+
+#[cfg(target_os = "linux")]
+#[path = "serial/linux.rs"]
+mod sys;
+#[cfg(target_os = "macos")]
+#[path = "serial/macos.rs"]
+mod sys;
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -144,11 +154,8 @@ impl Port {
     fn open(opts: &SerialOptions) -> Result<Port, OpenError> {
         let real = validate(&opts.path)?;
         let shown = opts.path.display();
-        // A pseudo-terminal is always held by the program that created it (socat, a
-        // simulator), so only real devices are checked for other users.
         if opts.exclusive
-            && !is_pseudo_terminal(&real)
-            && let Some(holder) = other_holder(&real)
+            && let Some(holder) = sys::other_holder(&real)
         {
             return Err(OpenError(format!("{shown} is in use by {holder}; close it there, or pass exclusive:false")));
         }
@@ -184,11 +191,12 @@ impl Port {
         let guard: OwnedFd = guard.into();
         if matches!(opts.parity, ParityMode::Mark | ParityMode::Space) {
             // "Stick" parity: the odd/even choice above then means mark/space.
-            set_cmspar(&guard).map_err(|e| OpenError(format!("{shown}: cannot set {:?} parity: {e}", opts.parity)))?;
+            sys::set_stick_parity(&guard)
+                .map_err(|e| OpenError(format!("{shown}: cannot set {:?} parity: {e}", opts.parity)))?;
         }
         if opts.exclusive {
             // SAFETY: ioctl on a descriptor we own; TIOCEXCL takes no argument.
-            unsafe { libc::ioctl(guard.as_raw_fd(), libc::TIOCEXCL) };
+            unsafe { libc::ioctl(guard.as_raw_fd(), libc::TIOCEXCL as _) };
         }
         if let Some(dtr) = opts.dtr {
             port.set_dtr(dtr).map_err(|e| OpenError(format!("{shown}: cannot set DTR: {e}")))?;
@@ -198,48 +206,6 @@ impl Port {
         }
         Ok(Port { shared: Arc::new(port), _guard: guard })
     }
-}
-
-fn set_cmspar(fd: &OwnedFd) -> io::Result<()> {
-    // SAFETY: tcgetattr/tcsetattr with a termios we own, on a descriptor we own.
-    unsafe {
-        let mut t: libc::termios = std::mem::zeroed();
-        if libc::tcgetattr(fd.as_raw_fd(), &mut t) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        t.c_cflag |= libc::CMSPAR;
-        if libc::tcsetattr(fd.as_raw_fd(), libc::TCSANOW, &t) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
-/// Whether `device` is a Unix98 pseudo-terminal slave (majors 136-143).
-fn is_pseudo_terminal(device: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(device).is_ok_and(|m| (136..=143).contains(&libc::major(m.rdev())))
-}
-
-/// Another process holding the device open, as "pid N (name)".
-fn other_holder(device: &Path) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let rdev = std::fs::metadata(device).ok()?.rdev();
-    let me = std::process::id().to_string();
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let pid = entry.file_name().to_string_lossy().into_owned();
-        if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == me {
-            continue;
-        }
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else { continue };
-        for fd in fds.flatten() {
-            if std::fs::metadata(fd.path()).is_ok_and(|m| m.file_type().is_char_device() && m.rdev() == rdev) {
-                let name = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-                return Some(format!("pid {pid} ({})", name.trim()));
-            }
-        }
-    }
-    None
 }
 
 /// The control side: break, and what went wrong with the link.
@@ -340,58 +306,16 @@ async fn pump(
 }
 
 /// Waits until `ready` gives a value, trying it again whenever `path` or its directory changes
-/// (inotify on the nearest existing directory above `path`, set before each try so that no
+/// (a watch on the nearest existing directory above `path`, set before each try so that no
 /// change is missed).
 async fn wait_until<T>(path: &Path, mut ready: impl FnMut() -> Option<T>) -> io::Result<T> {
     loop {
         let watched = path.ancestors().skip(1).find(|d| d.is_dir()).unwrap_or(Path::new("/"));
-        let watch = Inotify::watch(watched)?;
+        let watch = sys::DirWatch::new(watched)?;
         if let Some(value) = ready() {
             return Ok(value);
         }
         watch.changed().await?;
-    }
-}
-
-/// One inotify watch for creations, renames and attribute changes in a directory.
-struct Inotify {
-    fd: tokio::io::unix::AsyncFd<OwnedFd>,
-}
-
-impl Inotify {
-    fn watch(dir: &Path) -> io::Result<Inotify> {
-        use std::os::fd::FromRawFd;
-        use std::os::unix::ffi::OsStrExt;
-        // SAFETY: inotify_init1 returns a new descriptor or -1.
-        let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let c_dir = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(io::Error::other)?;
-        let mask = libc::IN_CREATE | libc::IN_MOVED_TO | libc::IN_ATTRIB | libc::IN_DELETE_SELF;
-        // SAFETY: a valid descriptor and a NUL-terminated path.
-        if unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c_dir.as_ptr(), mask) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the AsyncFd owns the descriptor for as long as it is registered.
-        let fd = unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(|e| io::Error::other(e.to_string()))?;
-        Ok(Inotify { fd })
-    }
-
-    /// Waits for the next event (and drains the queue).
-    async fn changed(&self) -> io::Result<()> {
-        loop {
-            let mut guard = self.fd.readable().await?;
-            let mut buf = [0u8; 4096];
-            // SAFETY: reading into a buffer we own.
-            let n = unsafe { libc::read(self.fd.get_ref().as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n > 0 {
-                return Ok(());
-            }
-            guard.clear_ready();
-        }
     }
 }
 
@@ -423,51 +347,7 @@ pub struct UsbInfo {
     pub product: Option<String>,
 }
 
-/// The serial ports present: ttys with a real device behind them (not virtual consoles).
-pub fn list_ports() -> Vec<PortInfo> {
-    let by_id: Vec<(String, PathBuf)> = std::fs::read_dir("/dev/serial/by-id")
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| Some((e.path().display().to_string(), std::fs::canonicalize(e.path()).ok()?)))
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut out = Vec::new();
-    let Ok(ttys) = std::fs::read_dir("/sys/class/tty") else { return out };
-    for tty in ttys.flatten() {
-        let sys = tty.path();
-        let Ok(device) = std::fs::canonicalize(sys.join("device")) else { continue };
-        let driver = std::fs::read_link(device.join("driver"))
-            .ok()
-            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()));
-        // Legacy 8250 ports exist on every PC whether wired or not; list them only if they look real.
-        let name = tty.file_name().to_string_lossy().into_owned();
-        if driver.as_deref() == Some("serial8250")
-            && std::fs::read_to_string(sys.join("irq")).is_ok_and(|irq| irq.trim() == "0")
-        {
-            continue;
-        }
-        let dev = PathBuf::from("/dev").join(&name);
-        let usb = device.ancestors().find(|a| a.join("idVendor").exists()).map(|a| {
-            let read = |f: &str| std::fs::read_to_string(a.join(f)).ok().map(|s| s.trim().to_string());
-            UsbInfo {
-                vendor_id: read("idVendor"),
-                product_id: read("idProduct"),
-                serial: read("serial"),
-                manufacturer: read("manufacturer"),
-                product: read("product"),
-            }
-        });
-        out.push(PortInfo {
-            device: dev.display().to_string(),
-            by_id: by_id.iter().filter(|(_, target)| *target == dev).map(|(link, _)| link.clone()).collect(),
-            driver,
-            usb,
-        });
-    }
-    out.sort_by(|a, b| a.device.cmp(&b.device));
-    out
-}
+pub use sys::list_ports;
 
 /// How long a BREAK lasts unless told otherwise.
 pub const DEFAULT_BREAK: Duration = Duration::from_millis(250);

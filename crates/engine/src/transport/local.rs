@@ -157,6 +157,8 @@ impl Control for LocalControl {
         self.local_flags().map(|f| f & libc::ICANON != 0)
     }
 
+    /// From `/proc` (Linux): where the foreground group's processes wait in the kernel. Without
+    /// `/proc` (macOS) this is None and the engine falls back on its output heuristics.
     fn foreground(&self) -> Option<Foreground> {
         // SAFETY: tcgetpgrp only reads the terminal's foreground process group.
         let pgrp = unsafe { libc::tcgetpgrp(self.master.as_raw_fd()) };
@@ -230,7 +232,9 @@ fn state_and_group(pid: i32) -> Option<(char, i32)> {
     Some((state, group))
 }
 
-/// Sends `signals` in turn to every process whose session id is `sid`.
+/// Sends `signals` in turn to every process whose session id is `sid`. Without `/proc` (macOS)
+/// only the session leader's process group is signalled; the shell passes the hang-up on to its
+/// jobs.
 fn kill_session(sid: i32, signals: &[i32]) {
     let members: Vec<i32> = processes().filter(|&pid| process_session(pid) == Some(sid)).collect();
     for &signal in signals {
