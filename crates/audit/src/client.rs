@@ -5,11 +5,15 @@
 //! posts the spool in order with backoff, remembering in `audit-spool.pos` how far the
 //! collector has accepted. Records carry a `record_id`, so a record sent twice (after a crash
 //! between posting and saving the position) is stored once by the collector. One process at a
-//! time is the sender (a lock file); others only append. Appends hold a shared lock on the spool
-//! and the sender's truncation an exclusive one, so no record is cut away.
+//! time is the sender (a lock file); others only append. Appends and the sender's truncation
+//! each hold the spool's lock, so no record is cut away; an append that fails (a full disk) is
+//! cut back to where it began, so no half-written line is ever left for the sender, and every
+//! reply says so while the spool cannot be written (`problem`).
 //!
 //! Strict: the record is posted before the action and the action is refused unless the
-//! collector accepted it.
+//! collector accepted it. The records of what then happened go through the spool, so strict
+//! mode also refuses actions while the spool cannot be written (until its file system has room
+//! again).
 
 use std::io::{BufRead, Seek, Write};
 use std::os::fd::AsRawFd;
@@ -28,8 +32,12 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Why a strict record was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the audit collector did not accept the record: {0}")]
+#[error("{0}")]
 pub struct Unavailable(pub String);
+
+/// Free space the spool's file system needs before strict mode trusts it again after a failed
+/// write.
+const SPOOL_ROOM: u64 = 64 << 10;
 
 /// The audit client of one pty-mcp.
 pub struct Auditor {
@@ -39,6 +47,8 @@ pub struct Auditor {
     mode: Mode,
     http: reqwest::Client,
     spool: PathBuf,
+    /// Why the last write to the spool failed; None once a write succeeds again.
+    spool_failure: std::sync::Mutex<Option<String>>,
     wake: tokio::sync::Notify,
 }
 
@@ -62,6 +72,7 @@ impl Auditor {
                 .build()
                 .map_err(std::io::Error::other)?,
             spool: state_dir.join("audit-spool.jsonl"),
+            spool_failure: std::sync::Mutex::new(None),
             wake: tokio::sync::Notify::new(),
         });
         let _ = std::fs::create_dir_all(&state_dir);
@@ -81,7 +92,16 @@ impl Auditor {
     /// [`Unavailable`] in strict mode when the collector did not accept the record.
     pub async fn before(&self, record: Value) -> Result<(), Unavailable> {
         match self.mode {
-            Mode::Strict => self.post(&record.to_string()).await.map_err(Unavailable),
+            Mode::Strict => {
+                if let Some(problem) = self.spool_still_failing() {
+                    return Err(Unavailable(format!(
+                        "the audit spool cannot be written ({problem}), so what the action does could not be recorded"
+                    )));
+                }
+                self.post(&record.to_string())
+                    .await
+                    .map_err(|e| Unavailable(format!("the audit collector did not accept the record: {e}")))
+            }
             Mode::BestEffort => {
                 self.spool(&record);
                 Ok(())
@@ -94,18 +114,32 @@ impl Auditor {
         self.spool(&record);
     }
 
+    /// Why records cannot be kept right now (the spool's disk is full, its directory is gone),
+    /// for a warning in every reply; None when all is well.
+    pub fn problem(&self) -> Option<String> {
+        let failure = self.spool_failure.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
+        Some(format!("audit records cannot be written to the spool ({failure}); they are being lost"))
+    }
+
     fn spool(&self, record: &Value) {
         let line = format!("{record}\n");
-        let written =
-            std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&self.spool).and_then(|mut f| {
-                // Shared: appenders never block each other, only the sender's truncation.
-                flock(&f, LOCK_SH)?;
-                f.write_all(line.as_bytes())
-            });
-        if let Err(e) = written {
+        let failure = append_whole(&self.spool, line.as_bytes()).err().map(|e| {
             tracing::error!("audit spool {} cannot be written: {e}", self.spool.display());
-        }
+            format!("{}: {e}", self.spool.display())
+        });
+        *self.spool_failure.lock().unwrap_or_else(|e| e.into_inner()) = failure;
         self.wake.notify_one();
+    }
+
+    /// The last spool failure, unless the spool's file system has room again.
+    fn spool_still_failing(&self) -> Option<String> {
+        let mut failure = self.spool_failure.lock().unwrap_or_else(|e| e.into_inner());
+        failure.as_ref()?;
+        let dir = self.spool.parent().unwrap_or(std::path::Path::new("/"));
+        if free_space(dir).is_some_and(|free| free >= SPOOL_ROOM) {
+            *failure = None;
+        }
+        failure.clone()
     }
 
     async fn post(&self, body: &str) -> Result<(), String> {
@@ -217,8 +251,30 @@ fn truncate_if_delivered(spool: &std::path::Path, pos: u64) -> bool {
     flock(&f, LOCK_EX).is_ok() && f.metadata().is_ok_and(|m| m.len() == pos) && f.set_len(0).is_ok()
 }
 
-const LOCK_SH: i32 = 1;
 const LOCK_EX: i32 = 2;
+
+/// Appends `line` whole or not at all: under the spool's lock, a write that fails part-way (a
+/// full disk) is cut back to where it began.
+fn append_whole(path: &std::path::Path, line: &[u8]) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+    flock(&f, LOCK_EX)?;
+    let start = f.metadata()?.len();
+    f.write_all(line).inspect_err(|_| {
+        let _ = f.set_len(start);
+    })
+}
+
+/// Bytes an unprivileged user may still write on the file system holding `dir`.
+fn free_space(dir: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_dir = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs fills a struct we own from a NUL-terminated path.
+    #[allow(clippy::unnecessary_cast)] // the field types differ between Linux and macOS
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        (libc::statvfs(c_dir.as_ptr(), &mut st) == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+    }
+}
 
 /// Takes an advisory lock, waiting for it; released when the file is closed.
 fn flock(f: &std::fs::File, op: i32) -> std::io::Result<()> {

@@ -38,8 +38,10 @@ pub struct Recorder {
     size: (u16, u16),
     /// Output bytes of a UTF-8 character split across chunks (asciicast events are strings).
     carry: Vec<u8>,
-    /// Set after a write fails (disk full): logging stops, the session goes on.
-    broken: bool,
+    /// Why logging stopped (a write failed: disk full): the session goes on without it.
+    stopped: Option<String>,
+    /// Whether `news` has given that out.
+    told: bool,
 }
 
 /// Opens `path` for writing: created with mode 0600, never through a symbolic link.
@@ -75,7 +77,8 @@ impl Recorder {
             started: Instant::now(),
             size: (rows, cols),
             carry: Vec::new(),
-            broken: false,
+            stopped: None,
+            told: false,
         };
         if asciicast {
             r.header()?;
@@ -130,18 +133,38 @@ impl Recorder {
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        if self.broken {
+        if self.stopped.is_some() {
             return;
         }
         let result = self.rotate_if_needed(bytes.len() as u64).and_then(|()| self.put(bytes));
         if let Err(e) = result {
-            tracing::warn!("session log {} stopped: {e}", self.spec.path.display());
-            self.broken = true;
+            let why = format!("session log {} stopped: {e}", self.spec.path.display());
+            tracing::warn!("{why}");
+            self.stopped = Some(why);
         }
     }
 
+    /// Why the log stopped, once it has.
+    pub fn stopped(&self) -> Option<&str> {
+        self.stopped.as_deref()
+    }
+
+    /// Why the log stopped, the first time it is asked after it did.
+    pub fn news(&mut self) -> Option<String> {
+        if self.told {
+            return None;
+        }
+        self.told = self.stopped.is_some();
+        self.stopped.clone()
+    }
+
+    /// Writes `bytes` whole or not at all: a write that fails part-way is cut back, so the log
+    /// never ends in half an event.
     fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.file.write_all(bytes)?;
+        if let Err(e) = self.file.write_all(bytes) {
+            let _ = self.file.set_len(self.written);
+            return Err(e);
+        }
         self.written += bytes.len() as u64;
         Ok(())
     }

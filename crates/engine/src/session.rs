@@ -398,6 +398,16 @@ impl Session {
         self.control.link_problem()
     }
 
+    /// Why the session's log stopped (a full disk), once it has; the session goes on.
+    pub fn log_problem(&self) -> Option<String> {
+        lock(&self.shared.recorder).as_ref().and_then(|r| r.stopped().map(String::from))
+    }
+
+    /// Why the session's log stopped, the first time it is asked after it did (for one warning).
+    pub fn log_news(&self) -> Option<String> {
+        lock(&self.shared.recorder).as_mut().and_then(Recorder::news)
+    }
+
     /// Holds the line in BREAK for `duration` (serial lines).
     ///
     /// # Errors

@@ -23,6 +23,11 @@ fn unavailable(e: audit::client::Unavailable) -> ToolError {
 }
 
 impl Audit {
+    /// Why records are being lost right now, if they are (best-effort mode goes on regardless).
+    pub fn problem(&self) -> Option<String> {
+        self.0.as_ref()?.problem()
+    }
+
     fn subject(&self, auditor: &Auditor, entry: &Entry) -> Subject {
         Subject {
             user: auditor.user().to_string(),

@@ -123,6 +123,19 @@ fn to_result<T: Serialize>(outcome: Result<T, ToolError>) -> CallToolResult {
     result
 }
 
+/// Adds `warning` to a successful result's `warnings` (its text copy too).
+fn add_warning(result: &mut CallToolResult, warning: String) {
+    let Some(Value::Object(fields)) = result.structured_content.as_mut() else { return };
+    if fields.contains_key("result") {
+        return;
+    }
+    match fields.entry("warnings").or_insert_with(|| json!([])) {
+        Value::Array(list) => list.push(Value::String(warning)),
+        _ => return,
+    }
+    result.content = vec![ContentBlock::text(Value::Object(fields.clone()).to_string())];
+}
+
 /// Runs a tool body: stops at `notifications/cancelled`, and sends progress every few seconds
 /// while it runs when the client gave a progress token.
 async fn run<T: Serialize>(
@@ -453,8 +466,10 @@ impl ServerHandler for PtyMcp {
         request: rmcp::model::CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let session = request.arguments.as_ref().and_then(|a| a.get("session_id")).and_then(Value::as_str);
+        let entry = session.and_then(|id| self.manager.get(id).ok());
         let call = ToolCallContext::new(self, request, context);
-        let response = self.tool_router.call(call).await?;
+        let mut response = self.tool_router.call(call).await?;
         // rmcp reports arguments that do not deserialize as plain text; agents get our shape.
         if let CallToolResponse::Complete(result) = &response
             && result.is_error == Some(true)
@@ -463,6 +478,16 @@ impl ServerHandler for PtyMcp {
             let text = result.content.first().and_then(|c| c.as_text()).map(|t| t.text.clone()).unwrap_or_default();
             let message = text.replace("failed to deserialize parameters:", "invalid arguments:");
             return Ok(to_result::<Value>(Err(ToolError::invalid(message))).into());
+        }
+        // Best-effort audit that cannot keep its records says so in every reply; a session log
+        // that stopped (a full disk) in the session's next reply.
+        if let CallToolResponse::Complete(result) = &mut response
+            && result.is_error != Some(true)
+        {
+            let notes = self.audit.problem().into_iter().chain(entry.and_then(|e| e.session.log_news()));
+            for note in notes {
+                add_warning(result, note);
+            }
         }
         Ok(response)
     }

@@ -949,6 +949,9 @@ pub struct SessionInfo {
     /// Why the link is down (state "disconnected").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disconnect_reason: Option<String>,
+    /// Why the session log stopped (a full disk).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_error: Option<String>,
     /// RFC 3339.
     pub created_at: String,
     /// RFC 3339.
@@ -978,6 +981,7 @@ pub fn session_info(entry: &Entry, as_list: bool) -> SessionInfo {
         exit_code,
         exit_signal,
         disconnect_reason: s.link_problem(),
+        log_error: s.log_problem(),
         created_at: rfc3339(entry.created_at),
         last_used: rfc3339(entry.last_used()),
     }

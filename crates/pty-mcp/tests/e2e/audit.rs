@@ -415,3 +415,50 @@ async fn reattaching_a_session_already_open_is_not_recorded_as_a_new_one() {
     let r = wait_until(&log, "the command", |r| r.iter().any(|v| v["cmd"] == "echo after-reattach")).await;
     assert_eq!(events(&r).iter().filter(|e| *e == "session_created").count(), 1, "{:?}", events(&r));
 }
+
+/// The client's own spool on a full disk: best-effort goes on and every reply says records are
+/// being lost; strict refuses actions until the disk has room; the spool never holds half a line.
+#[tokio::test]
+async fn a_full_spool_disk_is_said_in_best_effort_and_refused_in_strict() {
+    let Some(disk) = crate::harness::SmallDisk::new("1m") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log = dir.path().join("audit.jsonl");
+    let _collector = Collector::start(port, &log).await;
+    let state = |mode: &str| {
+        let mut env = audit_home(&dir.path().join(mode), port, mode);
+        env.retain(|(k, _)| k != "XDG_STATE_HOME");
+        env.push(("XDG_STATE_HOME".into(), disk.path().join(mode).display().to_string()));
+        env
+    };
+    let (best, strict) = (server_with(&state("best-effort"), &[]).await, server_with(&state("strict"), &[]).await);
+    let (best_id, strict_id) = (best.bash().await, strict.bash().await);
+    let filler = disk.fill();
+    // Best-effort: the command runs, and the reply says its records are lost.
+    let r = best.input(&best_id, "echo still-works").await;
+    assert_eq!(output(&r), "still-works\n");
+    let r = best.input(&best_id, "echo and-says-so").await;
+    let warnings = r["warnings"].to_string();
+    assert!(warnings.contains("audit records cannot be written") && warnings.contains("No space left"), "{r}");
+    // Strict: once a record could not be kept, actions are refused.
+    strict.input(&strict_id, "echo recorded-before-the-disk-filled").await;
+    let e = strict.call_err("send_input", json!({"session_id": strict_id, "input": "echo refused"})).await;
+    assert_eq!(e["code"], "AUDIT_UNAVAILABLE", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("spool cannot be written"), "{e}");
+    // No spool holds half a record.
+    for mode in ["best-effort", "strict"] {
+        let spool = disk.path().join(mode).join("pty-mcp/audit-spool.jsonl");
+        let text = std::fs::read_to_string(&spool).unwrap_or_default();
+        assert!(text.is_empty() || text.ends_with('\n'), "{mode}: a half-written record: {text:?}");
+        for line in text.lines() {
+            serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{mode}: a broken record ({e}): {line}"));
+        }
+    }
+    // Room again: both go on, and the warning is gone once a record is kept.
+    std::fs::remove_file(filler).unwrap();
+    let r = strict.input(&strict_id, "echo strict-again").await;
+    assert_eq!(output(&r), "strict-again\n", "{r}");
+    best.input(&best_id, "echo kept-again").await;
+    let r = best.input(&best_id, "echo no-warning").await;
+    assert!(r.get("warnings").is_none_or(|w| !w.to_string().contains("audit")), "{r}");
+}

@@ -3,6 +3,7 @@
 
 mod audit;
 mod bad_input;
+mod faults;
 mod fullscreen;
 mod harness;
 mod install;
