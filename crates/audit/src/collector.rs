@@ -173,16 +173,10 @@ async fn accept(
     if !shared_ok && operator.is_none() {
         return reply(StatusCode::UNAUTHORIZED, "unauthorized");
     }
-    let Ok(Value::Object(record)) = serde_json::from_slice::<Value>(&body) else {
-        return reply(StatusCode::BAD_REQUEST, "the body must be a JSON object");
+    let record = match validate(&body) {
+        Ok(record) => record,
+        Err(why) => return reply(StatusCode::BAD_REQUEST, why),
     };
-    let has = |k: &str| record.get(k).is_some_and(Value::is_string);
-    if !has("ts") || !(has("cmd_id") || has("event")) {
-        return reply(StatusCode::BAD_REQUEST, "a record needs ts and cmd_id or event");
-    }
-    if record.get("record_id").is_some_and(|r| !r.as_str().is_some_and(|s| !s.is_empty() && s.len() <= 128)) {
-        return reply(StatusCode::BAD_REQUEST, "record_id must be a short string");
-    }
     // Stored in a task of its own: a client that goes away mid-request drops this handler, and
     // a store cut short between writing a line and noting its hash would fork the chain (the
     // next record would name the line before as its predecessor).
@@ -190,6 +184,25 @@ async fn accept(
         tracing::error!("storing an audit record failed: {e}");
         reply(StatusCode::INTERNAL_SERVER_ERROR, "the record could not be stored")
     })
+}
+
+/// A posted body as a record: a JSON object with `ts` and `cmd_id` or `event` (strings), and a
+/// short `record_id` if any.
+///
+/// # Errors
+/// Why the body is not a record, for a 400.
+pub fn validate(body: &[u8]) -> Result<Map<String, Value>, &'static str> {
+    let Ok(Value::Object(record)) = serde_json::from_slice::<Value>(body) else {
+        return Err("the body must be a JSON object");
+    };
+    let has = |k: &str| record.get(k).is_some_and(Value::is_string);
+    if !has("ts") || !(has("cmd_id") || has("event")) {
+        return Err("a record needs ts and cmd_id or event");
+    }
+    if record.get("record_id").is_some_and(|r| !r.as_str().is_some_and(|s| !s.is_empty() && s.len() <= 128)) {
+        return Err("record_id must be a short string");
+    }
+    Ok(record)
 }
 
 /// Appends `record` to the log, chained to the line before, unless its `record_id` was stored.
@@ -221,7 +234,16 @@ async fn store(
     let file = log.file.as_ref().map(std::fs::File::try_clone).transpose();
     let text = format!("{line}\n");
     let written = tokio::task::spawn_blocking(move || match file? {
-        Some(mut f) => f.write_all(text.as_bytes()).and_then(|()| f.sync_data()),
+        // Whole or not at all: a line written part-way (a full disk) is cut back, or the next
+        // record would be appended to half a line and break the chain for good.
+        Some(mut f) => {
+            let start = f.metadata().map(|m| m.len());
+            f.write_all(text.as_bytes()).and_then(|()| f.sync_data()).inspect_err(|_| {
+                if let Ok(start) = start {
+                    let _ = f.set_len(start);
+                }
+            })
+        }
         None => {
             let mut out = std::io::stdout().lock();
             out.write_all(text.as_bytes()).and_then(|()| out.flush())

@@ -21,6 +21,10 @@ mod error;
 pub mod keys;
 pub mod prompt;
 pub mod record;
+// The fuzz targets (fuzz/, built by cargo fuzz with --cfg fuzzing) drive the scanner directly.
+#[cfg(fuzzing)]
+pub mod scanner;
+#[cfg(not(fuzzing))]
 mod scanner;
 mod screen;
 pub mod secret;

@@ -15,6 +15,18 @@ impl Secret {
         Secret(Zeroizing::new(bytes))
     }
 
+    /// What an askpass program or dialog printed: the secret, without the one line ending it
+    /// ends with (`\n`, or `\r\n` from a Windows program under WSL).
+    pub fn from_program_output(mut bytes: Vec<u8>) -> Secret {
+        if bytes.last() == Some(&b'\n') {
+            bytes.pop();
+            if bytes.last() == Some(&b'\r') {
+                bytes.pop();
+            }
+        }
+        Secret::new(bytes)
+    }
+
     /// The secret's bytes, for writing them where they belong.
     pub fn expose(&self) -> &[u8] {
         &self.0
@@ -65,6 +77,20 @@ pub fn mask(bytes: &[u8], secret: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn program_output_loses_one_line_ending_only() {
+        for (printed, secret) in [
+            (&b"hunter2\n"[..], &b"hunter2"[..]),
+            (b"hunter2\r\n", b"hunter2"),
+            (b"hunter2", b"hunter2"),
+            (b"two\n\n", b"two\n"),
+            (b"\r", b"\r"),
+            (b"", b""),
+        ] {
+            assert_eq!(Secret::from_program_output(printed.to_vec()).expose(), secret, "{printed:?}");
+        }
+    }
 
     #[test]
     fn debug_never_shows_the_secret() {

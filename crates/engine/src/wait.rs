@@ -191,13 +191,13 @@ impl Session {
             if finished && (!opts.multiline || (at_prompt && quiet_for >= opts.confirm)) {
                 return Settled::Shell;
             }
+            if !new_line && signal.end > scanned {
+                // Each byte is looked at once, however long a line without a newline grows.
+                new_line = self.slice(scanned, signal.end.since(scanned) as usize).bytes.contains(&b'\n');
+                scanned = signal.end;
+            }
             if !prompt_checked && quiet_for >= opts.confirm {
                 prompt_checked = true;
-                if !new_line {
-                    // Each byte is looked at once, however long a line without a newline grows.
-                    new_line = self.slice(scanned, signal.end.since(scanned) as usize).bytes.contains(&b'\n');
-                    scanned = signal.end;
-                }
                 let fresh = (signal.end > opts.from || !opts.require_output) && new_line;
                 if fresh
                     && !finished
@@ -208,7 +208,10 @@ impl Session {
                     return Settled::Prompt;
                 }
             }
-            if quiet_for >= opts.quiet && !finished {
+            // A line typed at an integrated shell whose echo has not come back yet: silence is
+            // the link's round trip (a slow or distant host), not a program waiting for input.
+            let echo_pending = integrated && !new_line && opts.command.is_some();
+            if quiet_for >= opts.quiet && !finished && !(echo_pending && self.foreground().is_none()) {
                 // Quiet is an answer only from a program seen waiting for input; a running
                 // command of an integrated shell must be seen reading the terminal itself.
                 let foreground = self.foreground();

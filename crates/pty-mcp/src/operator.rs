@@ -167,12 +167,7 @@ async fn run(method: &Method, deadline: tokio::time::Instant) -> Result<Secret, 
         Ok(Ok(status)) => status,
     };
     match status.code() {
-        Some(0) => {
-            if buf.last() == Some(&b'\n') {
-                buf.pop();
-            }
-            Ok(Secret::new(std::mem::take(&mut *buf)))
-        }
+        Some(0) => Ok(Secret::from_program_output(std::mem::take(&mut *buf))),
         // Dialogs exit 1 (or another status) when the operator presses Cancel.
         Some(_) => Err(Outcome::Cancelled),
         None => Err(Outcome::Failed("it crashed".into())),

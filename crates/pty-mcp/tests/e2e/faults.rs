@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::harness::{STEP, Server, binary, output};
+use crate::persistent::Runtime;
 
 /// A JSON-RPC client that keeps many calls in flight and cancels them (what `rmcp`'s client
 /// does not let a test do at a chosen moment).
@@ -23,8 +24,13 @@ struct Rpc {
 
 impl Rpc {
     async fn start() -> Rpc {
+        Rpc::start_with_env(&[]).await
+    }
+
+    async fn start_with_env(env: &[(&str, &str)]) -> Rpc {
         let mut child = tokio::process::Command::new(binary())
             .arg("serve")
+            .envs(env.iter().copied())
             .env_remove("DISPLAY")
             .env_remove("WAYLAND_DISPLAY")
             .stdin(Stdio::piped())
@@ -362,4 +368,63 @@ async fn a_full_disk_stops_the_session_log_not_the_session() {
     for line in log.lines() {
         serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("a broken event ({e}): {line}"));
     }
+}
+
+/// The ai-tmux daemon killed (-9) mid-stream: its sessions are reported gone, a new daemon
+/// starts for the next persistent session, and its stale socket is no obstacle.
+#[tokio::test]
+async fn a_killed_daemon_is_replaced_and_its_socket_is_no_obstacle() {
+    let rt = Runtime::new();
+    let s = Server::start_with_env(&[rt.env()]).await;
+    let v = s.call("create_local_session", json!({"command": "bash --norc --noprofile", "persistent": true})).await;
+    let old = v["session_id"].as_str().unwrap().to_string();
+    s.call(
+        "send_input",
+        json!({"session_id": old, "input": "while :; do echo tick; sleep 0.05; done", "timeout_ms": 0}),
+    )
+    .await;
+    rt.kill_daemons();
+    assert!(std::path::Path::new(&rt.socket).exists(), "the dead daemon's socket is left behind");
+    let v = s.call("create_local_session", json!({"command": "bash --norc --noprofile", "persistent": true})).await;
+    let new = v["session_id"].as_str().unwrap().to_string();
+    assert_eq!(output(&s.input(&new, "echo fresh-daemon").await), "fresh-daemon\n");
+    let r = s
+        .call("read_output", json!({"session_id": old, "wait_for": "no longer has this session", "timeout": 30}))
+        .await;
+    assert_eq!(r["matched"], true, "the lost session was not reported: {r}");
+}
+
+/// pty-mcp killed (-9) in the middle of a send_input on a persistent session: the job goes on,
+/// and the next pty-mcp reads every line of it exactly once (the killed call delivered nothing,
+/// so nothing of it may count as read).
+#[tokio::test]
+async fn a_pty_mcp_killed_mid_call_is_resumed_exactly_by_the_next() {
+    let rt = Runtime::new();
+    let mut rpc = Rpc::start_with_env(&[rt.env()]).await;
+    let v = rpc.call("create_local_session", json!({"command": "bash --norc --noprofile", "persistent": true})).await;
+    let id = v["session_id"].as_str().unwrap().to_string();
+    let r = rpc.call("send_input", json!({"session_id": id, "input": "echo ready", "timeout_ms": 20000})).await;
+    assert_eq!(output(&r), "ready\n", "{r}");
+    let job = "for i in $(seq 1 40); do echo n$i; sleep 0.05; done; echo END";
+    rpc.start_call("send_input", json!({"session_id": id, "input": job, "wait_for": "^END$", "wait_for_timeout": 60}))
+        .await;
+    // The fault, at a moment inside the call (the job prints for 2 s).
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    rpc.child.start_kill().unwrap();
+    let _ = rpc.child.wait().await;
+    let s = Server::start_with_env(&[rt.env()]).await;
+    s.call("create_local_session", json!({"session_id": id})).await;
+    let mut seen = String::new();
+    tokio::time::timeout(STEP, async {
+        while !seen.lines().any(|l| l.trim() == "END") {
+            let r = s.call("read_output", json!({"session_id": id, "timeout": 10})).await;
+            seen.push_str(output(&r));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("END never came; read: {seen:?}"));
+    let lines: Vec<&str> =
+        seen.lines().map(str::trim).filter(|l| l.starts_with('n') && l[1..].parse::<u32>().is_ok()).collect();
+    let want: Vec<String> = (1..=40).map(|i| format!("n{i}")).collect();
+    assert_eq!(lines, want, "lost or repeated across the kill: {seen:?}");
 }

@@ -7,6 +7,7 @@ mod faults;
 mod fullscreen;
 mod harness;
 mod install;
+mod links;
 mod local;
 mod persistent;
 mod plugin;

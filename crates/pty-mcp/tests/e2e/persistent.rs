@@ -32,7 +32,7 @@ impl Runtime {
     }
 
     /// Stops the daemons started under this directory (their command line names the socket).
-    fn kill_daemons(&self) {
+    pub fn kill_daemons(&self) {
         let _ = std::process::Command::new("pkill").args(["-9", "-f"]).arg(self.path()).status();
     }
 }
@@ -170,9 +170,14 @@ async fn send_secret_through(s: &Server, id: &str) {
 
 /// sshd whose sessions find the built ai-tmux on PATH and keep their daemon in `rt`.
 async fn sshd_with_ai_tmux(rt: &Runtime) -> Sshd {
+    sshd_with_ai_tmux_at(rt, None).await
+}
+
+/// The same, inside a network namespace when given (see `links`).
+pub async fn sshd_with_ai_tmux_at(rt: &Runtime, netns: Option<(&str, &str)>) -> Sshd {
     let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin_dir().display());
     let socket = rt.socket.clone();
-    Sshd::start_with(move |_| format!("SetEnv PATH={path} AI_TMUX_SOCKET={socket}\n")).await
+    Sshd::start_at(netns, move |_| format!("SetEnv PATH={path} AI_TMUX_SOCKET={socket}\n")).await
 }
 
 #[tokio::test]

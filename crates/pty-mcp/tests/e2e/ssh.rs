@@ -37,6 +37,12 @@ impl Sshd {
     /// Starts sshd; `extra` may prepare files in the directory (keys exist by then) and
     /// returns lines to add to sshd_config.
     pub async fn start_with(extra: impl FnOnce(&Path) -> String) -> Sshd {
+        Sshd::start_at(None, extra).await
+    }
+
+    /// Starts sshd inside network namespace `netns` (listening on `addr` there) when given,
+    /// else on 127.0.0.1.
+    pub async fn start_at(netns: Option<(&str, &str)>, extra: impl FnOnce(&Path) -> String) -> Sshd {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         keygen(&d.join("host_key"), "ed25519");
@@ -45,21 +51,36 @@ impl Sshd {
         std::fs::write(d.join("authorized_keys"), read(d.join("id_ed25519.pub"))).unwrap();
         let port = free_port();
         let config = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {0}/host_key\nAuthorizedKeysFile {0}/authorized_keys\n\
+            "Port {port}\nListenAddress {2}\nHostKey {0}/host_key\nAuthorizedKeysFile {0}/authorized_keys\n\
              PidFile {0}/sshd.pid\nUsePAM no\nStrictModes no\nPermitRootLogin yes\nPasswordAuthentication yes\n\
              KbdInteractiveAuthentication no\nClientAliveInterval 0\n{1}",
             d.display(),
-            extra(d)
+            extra(d),
+            netns.map_or("127.0.0.1", |(_, addr)| addr),
         );
         std::fs::write(d.join("sshd_config"), config).unwrap();
         std::fs::create_dir_all("/run/sshd").unwrap();
-        let mut cmd = tokio::process::Command::new("/usr/sbin/sshd");
+        let mut cmd = match netns {
+            Some((name, _)) => {
+                let mut cmd = tokio::process::Command::new("ip");
+                cmd.args(["netns", "exec", name, "/usr/sbin/sshd"]);
+                cmd
+            }
+            None => tokio::process::Command::new("/usr/sbin/sshd"),
+        };
         cmd.args(["-D", "-e", "-f"]).arg(d.join("sshd_config"));
         let child = spawn_until_ready(cmd, "Server listening").await;
         let sshd = Sshd { dir, port, child };
         sshd.write_client_config(&["id_ed25519"]);
         sshd.trust_host_key();
         sshd
+    }
+
+    /// Points the client config (`testbox`, known_hosts) at 127.0.0.1:`port`: a relay in front.
+    pub fn reach_through(&mut self, port: u16) {
+        self.port = port;
+        self.write_client_config(&["id_ed25519"]);
+        self.trust_host_key();
     }
 
     pub fn port(&self) -> u16 {
