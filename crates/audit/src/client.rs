@@ -253,11 +253,17 @@ fn truncate_if_delivered(spool: &std::path::Path, pos: u64) -> bool {
 
 const LOCK_EX: i32 = 2;
 
-/// Appends `line` whole or not at all: under the spool's lock, a write that fails part-way (a
-/// full disk) is cut back to where it began.
+/// Appends `line` to the spool whole or not at all, under the spool's lock.
 fn append_whole(path: &std::path::Path, line: &[u8]) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
     flock(&f, LOCK_EX)?;
+    write_whole(&mut f, line)
+}
+
+/// Appends `line` to the file opened for appending whole or not at all: a write that fails
+/// part-way (a full disk) is cut back to where it began, so no reader ever meets half a line
+/// (the spool's sender would wait at it for good; the collector's chain would break at it).
+pub(crate) fn write_whole(f: &mut std::fs::File, line: &[u8]) -> std::io::Result<()> {
     let start = f.metadata()?.len();
     f.write_all(line).inspect_err(|_| {
         let _ = f.set_len(start);

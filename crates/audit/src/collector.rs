@@ -234,16 +234,7 @@ async fn store(
     let file = log.file.as_ref().map(std::fs::File::try_clone).transpose();
     let text = format!("{line}\n");
     let written = tokio::task::spawn_blocking(move || match file? {
-        // Whole or not at all: a line written part-way (a full disk) is cut back, or the next
-        // record would be appended to half a line and break the chain for good.
-        Some(mut f) => {
-            let start = f.metadata().map(|m| m.len());
-            f.write_all(text.as_bytes()).and_then(|()| f.sync_data()).inspect_err(|_| {
-                if let Ok(start) = start {
-                    let _ = f.set_len(start);
-                }
-            })
-        }
+        Some(mut f) => crate::client::write_whole(&mut f, text.as_bytes()).and_then(|()| f.sync_data()),
         None => {
             let mut out = std::io::stdout().lock();
             out.write_all(text.as_bytes()).and_then(|()| out.flush())

@@ -208,24 +208,24 @@ impl Session {
                     return Settled::Prompt;
                 }
             }
-            // A line typed at an integrated shell whose echo has not come back yet: silence is
-            // the link's round trip (a slow or distant host), not a program waiting for input.
-            let echo_pending = integrated && !new_line && opts.command.is_some();
-            if quiet_for >= opts.quiet && !finished && !(echo_pending && self.foreground().is_none()) {
+            if quiet_for >= opts.quiet && !finished {
                 // Quiet is an answer only from a program seen waiting for input; a running
-                // command of an integrated shell must be seen reading the terminal itself.
+                // command of an integrated shell must be seen reading the terminal itself. A line
+                // typed at an integrated shell whose echo has not come back yet is no answer
+                // either: that silence is the link's round trip (a slow or distant host).
                 let foreground = self.foreground();
+                let echo_pending = foreground.is_none() && integrated && !new_line && opts.command.is_some();
                 let idle = match foreground {
                     Some(Foreground::ReadingTerminal) => true,
                     Some(Foreground::Polling) => !running,
                     Some(Foreground::Busy) => false,
-                    None if running => false,
+                    None if running || echo_pending => false,
                     None => return Settled::Silent,
                 };
                 if idle {
                     return Settled::Quiet;
                 }
-                if opts.return_on_pause {
+                if opts.return_on_pause && !echo_pending {
                     return Settled::Paused;
                 }
                 recheck = (!running && foreground.is_some()).then(|| now + opts.quiet);

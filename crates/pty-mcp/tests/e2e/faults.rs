@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::harness::{STEP, Server, binary, output};
-use crate::persistent::Runtime;
+use crate::harness::{STEP, Server, binary, numbered, output};
+use crate::persistent::{Runtime, read_until};
 
 /// A JSON-RPC client that keeps many calls in flight and cancels them (what `rmcp`'s client
 /// does not let a test do at a chosen moment).
@@ -23,10 +23,6 @@ struct Rpc {
 }
 
 impl Rpc {
-    async fn start() -> Rpc {
-        Rpc::start_with_env(&[]).await
-    }
-
     async fn start_with_env(env: &[(&str, &str)]) -> Rpc {
         let mut child = tokio::process::Command::new(binary())
             .arg("serve")
@@ -140,16 +136,18 @@ async fn calls_cancelled_at_random_lose_and_leak_nothing() {
     let seed: u64 = std::env::var("FAULT_SEED").ok().and_then(|n| n.parse().ok()).unwrap_or(0x5eed_f00d);
     eprintln!("cancellation faults: {calls} calls, FAULT_SEED={seed}");
     let mut rng = Rng(seed.wrapping_mul(2) | 1);
-    let mut rpc = Rpc::start().await;
-    let mut ids = Vec::new();
+    // Shells as on a developer's machine: startup files that print and take 0.8 s, all four
+    // starting at once; the calls begin the moment they are handed over.
+    let home = crate::startup::slow_home();
+    let mut rpc = Rpc::start_with_env(&[("HOME", home.path().to_str().unwrap())]).await;
+    let mut creating = Vec::new();
     for _ in 0..4 {
-        let r =
-            rpc.call("create_local_session", json!({"command": "bash --norc --noprofile", "env": {"PS1": "$ "}})).await;
-        ids.push(r["session_id"].as_str().unwrap().to_string());
+        creating.push(rpc.start_call("create_local_session", json!({"command": "bash"})).await);
     }
-    for id in &ids {
-        let r = rpc.call("send_input", json!({"session_id": id, "input": "echo warm", "timeout_ms": 20000})).await;
-        assert_eq!(output(&r).trim(), "warm", "{r}");
+    let mut ids = Vec::new();
+    for call in creating {
+        let v = rpc.wait(call).await;
+        ids.push(v["result"]["structuredContent"]["session_id"].as_str().expect("created").to_string());
     }
     let fds_before = open_fds(rpc.pid());
     let mut cursors: HashMap<&str, u64> = HashMap::new();
@@ -220,10 +218,8 @@ async fn calls_cancelled_at_random_lose_and_leak_nothing() {
                 break;
             }
         }
-        for line in text.lines().map(str::trim) {
-            if line.strip_prefix('m').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) {
-                *printed.entry(line.to_string()).or_default() += 1;
-            }
+        for line in numbered(&text, "m") {
+            *printed.entry(line.to_string()).or_default() += 1;
         }
     }
     for (mark, ran) in &ran {
@@ -247,17 +243,22 @@ fn running(pid: i32) -> bool {
     stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()).is_some_and(|s| s != "Z")
 }
 
-/// Waits (event-free: the kernel tells nobody) until `pid` is gone, up to `bound`; how long it took.
+/// Waits until `pid` has ended (a zombie counts), up to `bound`: the kernel says so through a
+/// pidfd, which becomes readable then. How long it took, or None.
 async fn gone_within(pid: i32, bound: std::time::Duration) -> Option<std::time::Duration> {
+    use std::os::fd::FromRawFd;
     let started = std::time::Instant::now();
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
-    while started.elapsed() < bound {
-        if !running(pid) {
-            return Some(started.elapsed());
-        }
-        tick.tick().await;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if raw < 0 {
+        return Some(std::time::Duration::ZERO); // no such process: gone already
     }
-    None
+    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw as i32) };
+    // SAFETY: the AsyncFd owns the descriptor for as long as it is registered.
+    let fd = unsafe { tokio::io::unix::AsyncFd::register(fd) }.expect("register a pidfd");
+    let _exited = tokio::time::timeout(bound, fd.readable()).await.ok()?.ok()?;
+    Some(started.elapsed())
 }
 
 fn signal(pid: i32, sig: i32) {
@@ -304,8 +305,7 @@ async fn a_stopped_program_blocks_nothing_and_loses_nothing() {
     let r = s.call("read_output", json!({"session_id": id, "wait_for": "^DONE$", "timeout": 30})).await;
     assert_eq!(r["matched"], true, "{r}");
     let all = s.call("read_output", json!({"session_id": id, "since_cursor": 0, "max_bytes": 1 << 20})).await;
-    let counted: Vec<String> =
-        output(&all).lines().map(str::trim).filter(|l| l.starts_with('c')).map(String::from).collect();
+    let counted = numbered(output(&all), "c");
     assert_eq!(counted, (1..=300).map(|i| format!("c{i}")).collect::<Vec<_>>(), "lost, repeated or reordered");
 }
 
@@ -414,17 +414,8 @@ async fn a_pty_mcp_killed_mid_call_is_resumed_exactly_by_the_next() {
     let _ = rpc.child.wait().await;
     let s = Server::start_with_env(&[rt.env()]).await;
     s.call("create_local_session", json!({"session_id": id})).await;
-    let mut seen = String::new();
-    tokio::time::timeout(STEP, async {
-        while !seen.lines().any(|l| l.trim() == "END") {
-            let r = s.call("read_output", json!({"session_id": id, "timeout": 10})).await;
-            seen.push_str(output(&r));
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("END never came; read: {seen:?}"));
-    let lines: Vec<&str> =
-        seen.lines().map(str::trim).filter(|l| l.starts_with('n') && l[1..].parse::<u32>().is_ok()).collect();
+    let seen = read_until(&s, &id, "END").await;
+    let lines = numbered(&seen, "n");
     let want: Vec<String> = (1..=40).map(|i| format!("n{i}")).collect();
     assert_eq!(lines, want, "lost or repeated across the kill: {seen:?}");
 }

@@ -117,12 +117,13 @@ async fn raw_logs_rotate_at_the_size_limit() {
         )
         .await;
     let id = v["session_id"].as_str().unwrap();
-    s.input(id, "seq 1 300000").await;
+    let r = s.input(id, "seq 1 300000").await;
     s.call("close_session", json!({"session_id": id})).await;
     // Oldest first: session.log.N … session.log.1, then session.log.
     let mut files: Vec<_> =
         (1..=5).map(|n| dir.path().join(format!("session.log.{n}"))).filter(|p| p.exists()).collect();
-    assert!(files.len() >= 2, "no rotation happened");
+    let how = (&r["is_complete"], &r["completion"], &r["exit_code"]);
+    assert!(files.len() >= 2, "no rotation happened; seq's reply (complete, completion, status): {how:?}");
     files.reverse();
     files.push(log);
     let mut all = Vec::new();

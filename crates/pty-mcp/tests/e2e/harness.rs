@@ -136,6 +136,15 @@ pub fn output(v: &Value) -> &str {
     v["output"].as_str().unwrap_or_default()
 }
 
+/// The lines of `text` (trimmed) that are `prefix` followed by a number: a counter's lines
+/// (`n1`, `n2`…), in the order printed.
+pub fn numbered<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| l.strip_prefix(prefix).is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())))
+        .collect()
+}
+
 /// A loopback port nobody listens on (yet).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

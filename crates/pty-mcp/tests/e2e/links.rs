@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::harness::{STEP, output};
+use crate::harness::{STEP, numbered, output};
 use crate::persistent::{Runtime, sshd_with_ai_tmux_at};
 use crate::ssh::Sshd;
 
@@ -283,8 +283,7 @@ async fn a_persistent_session_outlives_a_dead_link_with_nothing_lost_or_doubled(
     })
     .await
     .unwrap_or_else(|_| panic!("END never came after the link returned; read: {seen:?}"));
-    let counted: Vec<&str> =
-        seen.lines().map(str::trim).filter(|l| l.starts_with('n') && l[1..].parse::<u32>().is_ok()).collect();
+    let counted = numbered(&seen, "n");
     let want: Vec<String> = (1..=120).map(|i| format!("n{i}")).collect();
     assert_eq!(counted, want, "lost or repeated across the outages");
     // A line typed in an outage: once, or (refused) at most once if it went out before the refusal.

@@ -69,7 +69,7 @@ async fn read_until_line(s: &Server, id: &str, done: impl Fn(&str) -> bool) -> S
 }
 
 /// Reads until a line is `line`.
-async fn read_until(s: &Server, id: &str, line: &str) -> String {
+pub async fn read_until(s: &Server, id: &str, line: &str) -> String {
     read_until_line(s, id, |l| l == line).await
 }
 

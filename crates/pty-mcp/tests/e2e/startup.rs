@@ -20,7 +20,7 @@ const BANNER: &str = "banner: welcome to the slow machine";
 
 /// A HOME whose startup files for bash, zsh and fish print a banner and a noisy line, then
 /// take 0.8 s, as a developer machine's do.
-fn slow_home() -> tempfile::TempDir {
+pub fn slow_home() -> tempfile::TempDir {
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
     let noisy = format!("echo '{BANNER}'; printf 'loading \\033[1mplugins\\033[0m...\\r\\n'; sleep 0.8");
