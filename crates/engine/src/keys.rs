@@ -7,6 +7,9 @@
 
 use std::fmt;
 
+/// The byte ctrl+c sends: the terminal's interrupt character (SIGINT to the foreground).
+pub const INTERRUPT: u8 = 0x03;
+
 /// The grammar, for error messages and tool descriptions.
 pub const GRAMMAR: &str = "a key is a single character (q, /, :), a name (enter, tab, escape, space, backspace, \
 up, down, left, right, home, end, pageup, pagedown, insert, delete, f1-f12), or either with modifiers \

@@ -134,15 +134,17 @@ impl Scanner {
     }
 
     fn csi(&mut self, seq: &[u8], events: &mut Vec<Event>) -> Option<usize> {
-        let end = match seq[2..].iter().position(|b| (0x40..=0x7e).contains(b)) {
+        // Only the first MAX_CSI bytes may hold the final byte, and an ESC before it aborts the
+        // sequence (a terminal starts the new one there): so the verdict never depends on how
+        // far the output happens to reach, and a long run of junk cannot swallow a real query.
+        let window = &seq[2..seq.len().min(2 + MAX_CSI + 1)];
+        let end = match window.iter().position(|&b| (0x40..=0x7e).contains(&b) || b == 0x1b) {
+            Some(p) if window[p] == 0x1b => return Some(p + 2),
             Some(p) => p + 2,
-            None if seq.len() > MAX_CSI => return Some(2),
+            None if window.len() > MAX_CSI => return Some(2),
             None => return None,
         };
         let body = &seq[2..end];
-        if body.len() > MAX_CSI {
-            return Some(end + 1);
-        }
         match (body, seq[end]) {
             (b"6", b'n') => events.push(Event::Query(Query::CursorPosition)),
             (b"5", b'n') => events.push(Event::Query(Query::Status)),
@@ -210,6 +212,23 @@ fn osc_body(seq: &[u8]) -> Option<(&[u8], usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing: an `ESC [` followed by a long run of bytes that end no sequence used to
+    /// run on to the final byte of a real query far after it, swallowing the query when read at
+    /// once but not when read in parts.
+    #[test]
+    fn junk_after_csi_does_not_swallow_a_later_query_however_it_is_read() {
+        let mut data = b"\xd0\x1b[".to_vec();
+        data.extend_from_slice(&[0xfb; 60]);
+        data.extend_from_slice(b"\x1b[c++\x1b[&");
+        let whole = scan_all(None, &[&data]);
+        assert_eq!(whole.1, vec![Event::Query(Query::PrimaryAttributes)]);
+        for cut in 0..=data.len() {
+            assert_eq!(scan_all(None, &[&data[..cut], &data[cut..]]), whole, "cut at {cut}");
+        }
+        // An ESC inside a CSI aborts it; the sequence it starts counts.
+        assert_eq!(scan_all(None, &[b"\x1b[12\x1b[6n"]).1, vec![Event::Query(Query::CursorPosition)]);
+    }
 
     fn scan_all(token: Option<&str>, chunks: &[&[u8]]) -> (Modes, Vec<Event>) {
         let mut s = Scanner::new(token.map(String::from));

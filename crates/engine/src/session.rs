@@ -117,6 +117,8 @@ pub(crate) struct Shared {
     masks: Mutex<Vec<(Secret, Instant)>>,
     /// The transcript end when input was last written (see [`ShellState::ready_at`]).
     last_input: Mutex<Option<Offset>>,
+    /// When output last arrived.
+    pub(crate) last_output: Mutex<Option<Instant>>,
     /// The transport set the shell up for integration marks.
     integration: bool,
 }
@@ -156,6 +158,7 @@ impl Session {
             recorder: Mutex::new(recorder),
             masks: Mutex::new(Vec::new()),
             last_input: Mutex::new(None),
+            last_output: Mutex::new(None),
             integration: conn.shell_token.is_some(),
         });
         let writer = Arc::new(tokio::sync::Mutex::new(conn.writer));
@@ -588,6 +591,7 @@ fn ingest(shared: &Shared, chunk: &[u8], writer: &Arc<tokio::sync::Mutex<Writer>
         t.append(chunk);
         t.end()
     };
+    *lock(&shared.last_output) = Some(Instant::now());
     if let Some(r) = lock(&shared.recorder).as_mut() {
         r.output(chunk);
     }

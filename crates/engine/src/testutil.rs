@@ -7,15 +7,19 @@ use tokio::io::DuplexStream;
 use tokio::sync::oneshot;
 
 use crate::session::{Session, SessionConfig};
-use crate::transport::{Connection, Control, Exit};
+use crate::transport::{Connection, Control, Exit, Foreground};
 
-struct NoControl;
+/// The program's side of the terminal: what `/proc` would say the program waits on.
+struct FakeControl(Option<Foreground>);
 
-impl Control for NoControl {
+impl Control for FakeControl {
     fn resize(&self, _: u16, _: u16) -> io::Result<()> {
         Ok(())
     }
     fn terminate(&self) {}
+    fn foreground(&self) -> Option<Foreground> {
+        self.0
+    }
 }
 
 /// The shell-integration token of fake sessions.
@@ -31,13 +35,19 @@ pub struct Program {
 
 /// A session whose program is the test itself.
 pub fn fake_session(buffer_size: usize) -> (Session, Program) {
+    fake_session_seen(buffer_size, None)
+}
+
+/// A fake session whose program is always seen waiting on `foreground` (None: a remote one,
+/// never seen).
+pub fn fake_session_seen(buffer_size: usize, foreground: Option<Foreground>) -> (Session, Program) {
     let (ours, theirs) = tokio::io::duplex(1 << 16);
     let (reader, writer) = tokio::io::split(ours);
     let (exit_tx, exit_rx) = oneshot::channel();
     let conn = Connection {
         reader: Box::pin(reader),
         writer: Box::pin(writer),
-        control: Arc::new(NoControl),
+        control: Arc::new(FakeControl(foreground)),
         exited: Box::pin(async move { exit_rx.await.ok() }),
         shell_token: Some(TOKEN.to_string()),
         link: None,

@@ -37,6 +37,11 @@ pub struct Settle {
     /// completion then comes only from that command's own marks (see [`Session::cycle`]), never
     /// from an earlier command's, and the shell's prompt alone does not end the wait.
     pub command: Option<Typed>,
+    /// Keys were pressed (not a command line typed): at an integrated shell idle at its prompt,
+    /// a prompt is their answer only once the shell drew it after them. The old prompt with a
+    /// `^C` echoed after it looks the same, while the shell has not yet dealt with the key and
+    /// would drop what is typed next.
+    pub keys: bool,
 }
 
 impl Settle {
@@ -60,7 +65,14 @@ impl Settle {
             multiline: false,
             return_on_pause: false,
             command: None,
+            keys: false,
         }
+    }
+
+    /// Waiting for the answer to keys pressed at `from`, which need not print anything (a
+    /// pager's space).
+    pub fn after_keys(from: Offset, quiet: Duration) -> Settle {
+        Settle { require_output: false, keys: true, ..Settle::after_input(from, quiet) }
     }
 
     /// Waiting for the answer to the command line `typed`.
@@ -186,8 +198,12 @@ impl Session {
                 None => (self.with_shell(|s| s.finished_after(opts.from).is_some()), false),
             };
             // An integrated shell's own prompt is not the answer to a command typed at it: the
-            // command's marks are (the prompt may be the one the command waits behind).
-            let shell_prompt_only = opts.command.is_some() && integrated && !running;
+            // command's marks are (the prompt may be the one the command waits behind). Nor to
+            // keys pressed at it, unless drawn after them.
+            let shell_prompt_only = integrated
+                && !running
+                && (opts.command.is_some()
+                    || opts.keys && !self.with_shell(|s| s.prompt_end.is_some_and(|p| p > opts.from)));
             if finished && (!opts.multiline || (at_prompt && quiet_for >= opts.confirm)) {
                 return Settled::Shell;
             }
@@ -211,21 +227,24 @@ impl Session {
             if quiet_for >= opts.quiet && !finished {
                 // Quiet is an answer only from a program seen waiting for input; a running
                 // command of an integrated shell must be seen reading the terminal itself. A line
-                // typed at an integrated shell whose echo has not come back yet is no answer
-                // either: that silence is the link's round trip (a slow or distant host).
-                let foreground = self.foreground();
-                let echo_pending = foreground.is_none() && integrated && !new_line && opts.command.is_some();
+                // typed at an integrated shell that has neither echoed nor started it is not
+                // taken yet, and no silence answers it: it is a slow link's round trip, or a
+                // shell not yet scheduled on a loaded machine (which still shows as reading the
+                // terminal). Only output (its echo, its marks) moves this on.
+                let untaken = integrated && !running && !new_line && opts.command.is_some();
+                let foreground = if untaken { None } else { self.foreground() };
                 let idle = match foreground {
+                    _ if untaken => false,
                     Some(Foreground::ReadingTerminal) => true,
                     Some(Foreground::Polling) => !running,
                     Some(Foreground::Busy) => false,
-                    None if running || echo_pending => false,
+                    None if running => false,
                     None => return Settled::Silent,
                 };
                 if idle {
                     return Settled::Quiet;
                 }
-                if opts.return_on_pause && !echo_pending {
+                if opts.return_on_pause && !untaken {
                     return Settled::Paused;
                 }
                 recheck = (!running && foreground.is_some()).then(|| now + opts.quiet);
@@ -294,6 +313,24 @@ impl Session {
             tokio::select! {
                 changed = rx.changed() => if changed.is_err() { return drawn(self) },
                 _ = tokio::time::sleep_until(deadline) => return drawn(self),
+            }
+        }
+    }
+
+    /// Waits until no output has come for `quiet` (at once if none came that long), or until
+    /// `deadline`.
+    pub async fn wait_quiet(&self, quiet: Duration, deadline: Instant) {
+        let mut rx = self.subscribe();
+        loop {
+            rx.borrow_and_update();
+            let Some(last) = *crate::session::lock(&self.shared.last_output) else { return };
+            let until = (last + quiet).min(deadline);
+            if Instant::now() >= until {
+                return;
+            }
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep_until(until) => {}
             }
         }
     }
@@ -480,7 +517,34 @@ mod tests {
             multiline: false,
             return_on_pause: false,
             command: None,
+            keys: false,
         }
+    }
+
+    /// An integrated shell at its prompt, blocked reading the terminal, that has not yet taken a
+    /// line typed at it (starved of CPU on a loaded machine: the kernel has not handed it the
+    /// line, so it still shows as reading): its silence is no answer, however long. Once it
+    /// takes the line, the command's own marks are.
+    #[tokio::test]
+    async fn a_line_the_shell_has_not_taken_yet_is_not_answered_by_quiet() {
+        use crate::testutil::TOKEN;
+        let (s, mut p) = crate::testutil::fake_session_seen(1 << 16, Some(Foreground::ReadingTerminal));
+        let prompt = format!("\x1b]133;A;k={TOKEN}\x07$ \x1b]133;B;k={TOKEN}\x07");
+        p.io.write_all(prompt.as_bytes()).await.unwrap();
+        assert!(s.wait_first_prompt(LONG, Instant::now() + LONG).await);
+        let typed = s.write_command(b"echo hi\r", "echo hi", Instant::now() + LONG).await.unwrap();
+        let settle = s.settle(Settle::after_command(typed, Duration::from_millis(100)), Instant::now() + LONG);
+        tokio::pin!(settle);
+        tokio::select! {
+            settled = &mut settle => panic!("answered {settled:?} before the shell took the line"),
+            // The fault: the shell is not scheduled for five quiet periods.
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        let mut line = [0u8; 8];
+        p.io.read_exact(&mut line).await.unwrap();
+        let answer = format!("echo hi\r\n\x1b]133;C;k={TOKEN}\x07hi\r\n\x1b]133;D;0;k={TOKEN}\x07{prompt}");
+        p.io.write_all(answer.as_bytes()).await.unwrap();
+        assert_eq!(settle.await, Settled::Shell);
     }
 
     #[tokio::test]

@@ -115,7 +115,7 @@ pub struct ReadOutputParams {
     /// With screen: the rows as a list too.
     #[serde(default, deserialize_with = "lenient::boolean")]
     pub screen_lines: Option<bool>,
-    /// With screen: lines scrolled off the top (max 2000).
+    /// With screen: lines scrolled off the top (max 500).
     #[serde(default, deserialize_with = "lenient::int")]
     pub scrollback_lines: Option<i64>,
     /// Quiet that ends the wait, ms (default 300).

@@ -785,7 +785,8 @@ pub async fn read_output(manager: &SessionManager, p: ReadOutputParams) -> Resul
     let cap = warnings.clamp("max_output_bytes", p.max_output_bytes, DEFAULT_MAX_OUTPUT as i64, 256, 16 << 20) as usize;
 
     if p.screen.unwrap_or(false) {
-        let scrollback = warnings.clamp("scrollback_lines", p.scrollback_lines, 0, 0, 2000) as usize;
+        let scrollback =
+            warnings.clamp("scrollback_lines", p.scrollback_lines, 0, 0, engine::SCROLLBACK as i64) as usize;
         let view = session.screen(scrollback);
         return Ok(ReadReply::Screen(ScreenReply {
             screen: screen_text(&view.lines),
@@ -872,10 +873,17 @@ pub async fn send_control(manager: &SessionManager, p: SendControlParams) -> Res
     let _typing = session.lock_input().await;
     let app_cursor = session.modes().app_cursor;
     let bytes: Vec<u8> = keys.iter().flat_map(|k| k.bytes(app_cursor)).collect();
+    let idle_shell = session.with_shell(|s| s.at_prompt());
+    let deadline = Instant::now() + ms(timeout);
+    if idle_shell && bytes.contains(&keys::INTERRUPT) {
+        // An interrupt that reaches a shell still finishing its prompt, before its line editor
+        // reads, goes astray: bash shows `^C` but acts on it only at the next key, which it
+        // drops (the agent's next command lost its first letter); fish skips its next command's
+        // start mark. Let the shell settle into its editor first.
+        session.wait_quiet(Settle::CONFIRM, deadline).await;
+    }
     let start = session.write(&bytes, Instant::now() + WRITE_DEADLINE).await?;
-    // Keys need not be echoed (a pager's space prints nothing new of its own).
-    let opts = Settle { require_output: false, ..Settle::after_input(start, DEFAULT_SETTLE) };
-    let settled = session.settle(opts, Instant::now() + ms(timeout)).await;
+    let settled = session.settle(Settle::after_keys(start, DEFAULT_SETTLE), deadline).await;
     // Keys are not a command line: show everything they caused, prompt included.
     let mut reply = finish_reply(session, start, settled, Shown::Everything, cap, warnings).await;
     if session.modes().alt_screen {

@@ -419,3 +419,94 @@ async fn a_pty_mcp_killed_mid_call_is_resumed_exactly_by_the_next() {
     let want: Vec<String> = (1..=40).map(|i| format!("n{i}")).collect();
     assert_eq!(lines, want, "lost or repeated across the kill: {seen:?}");
 }
+
+/// A number from the environment (the long form in `scripts/faults`), or `default`.
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|n| n.parse().ok()).unwrap_or(default)
+}
+
+/// A process's peak resident memory (`VmHWM`), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap()
+}
+
+/// The `q`-quantile of `samples` (sorted in place).
+fn quantile(samples: &mut [std::time::Duration], q: f64) -> std::time::Duration {
+    samples.sort();
+    samples[((samples.len() - 1) as f64 * q).round() as usize]
+}
+
+/// The server's stated memory bound with 50 sessions that print as fast as they can: each holds
+/// its 1 MiB transcript, a screen and 500 rows above it (1.9 MB at 120 columns); measured
+/// 185–193 MiB peak (the README has the figures).
+const FLOOD_RSS_BOUND_MIB: u64 = 256;
+
+/// The server's session limit (the Go pty-mcp's).
+const MAX_SESSIONS: usize = 50;
+
+/// 50 sessions, the most a server keeps open: 49 shells each printing as fast as the terminal
+/// takes it for `FLOOD_SECS` (4 s; 60 s in `scripts/faults`), all at once, and a quiet one that
+/// meanwhile keeps answering its
+/// `echo` exactly and every flooding session answers a read; afterwards every flooding shell
+/// answers its own `echo` exactly, and the server's peak memory stayed under the stated bound.
+/// The latencies are printed (figures for the README, not asserted).
+#[tokio::test]
+async fn fifty_sessions_flooding_at_once_stay_responsive_within_a_memory_bound() {
+    use std::time::{Duration, Instant};
+    let secs = env_or("FLOOD_SECS", 4);
+    let s = Server::start().await;
+    let mut ids = Vec::new();
+    for _ in 1..MAX_SESSIONS {
+        ids.push(s.bash().await);
+    }
+    let probe = s.bash().await;
+    let line = "x".repeat(100);
+    let floods = ids.iter().enumerate().map(|(i, id)| {
+        let input = format!("timeout {secs} yes {line}; echo flood-end-$((1000+{i}))");
+        s.call("send_input", json!({"session_id": id, "input": input, "timeout_ms": 100}))
+    });
+    futures::future::join_all(floods).await;
+    let flood_ends = Instant::now() + Duration::from_secs(secs);
+    let (mut echoes, mut reads) = (Vec::new(), Vec::new());
+    let mut k = 0;
+    while Instant::now() < flood_ends {
+        let started = Instant::now();
+        let r = s.input(&probe, &format!("echo probe-{k}")).await;
+        echoes.push(started.elapsed());
+        if output(&r) != format!("probe-{k}\n") {
+            let all =
+                s.call("read_output", json!({"session_id": probe, "since_cursor": 0, "max_bytes": 1 << 20})).await;
+            let st = s.call("get_session_state", json!({"session_id": probe})).await;
+            panic!("the quiet shell's reply under the flood: {r}\nstate {st}\ntranscript {all}");
+        }
+        let id = &ids[k % ids.len()];
+        let started = Instant::now();
+        s.call("read_output", json!({"session_id": id, "timeout": 0, "max_bytes": 4096})).await;
+        reads.push(started.elapsed());
+        k += 1;
+    }
+    // Typed while the flood may still run (it queues behind it): the reply is the echo's alone,
+    // none of the flood's lines nor its end line.
+    for (i, id) in ids.iter().enumerate() {
+        let r = s.input(id, &format!("echo after-{i}")).await;
+        assert_eq!((output(&r), r["exit_code"].as_i64()), (format!("after-{i}\n").as_str(), Some(0)), "{r}");
+    }
+    let peak = peak_rss_kib(s.pid) / 1024;
+    eprintln!(
+        "flood: {} sessions × {secs} s: quiet shell's echo p50 {:?} p99 {:?} max {:?} ({} calls); \
+         read on a flooding session p50 {:?} p99 {:?}; server peak RSS {peak} MiB",
+        ids.len(),
+        quantile(&mut echoes, 0.5),
+        quantile(&mut echoes, 0.99),
+        echoes.last().unwrap(),
+        echoes.len(),
+        quantile(&mut reads, 0.5),
+        quantile(&mut reads, 0.99),
+    );
+    assert!(peak <= FLOOD_RSS_BOUND_MIB, "the server's peak RSS {peak} MiB is over {FLOOD_RSS_BOUND_MIB} MiB");
+}

@@ -231,13 +231,15 @@ async fn a_stalled_or_cut_link_wakes_every_waiter_within_the_keepalive_budget() 
     }
 }
 
-/// A persistent session while its link goes down (veth down, then a blackhole route) and comes
-/// back: the remote job runs on, the next call reattaches, and its counter reads each line once;
-/// a line typed during the outage is typed once or refused with a clear error, never twice.
+/// A persistent session while its link goes down (veth down, a blackhole route, then the relay
+/// stalling for `FAULT_STALL_SECS`: 3 s here, 30 s in `scripts/faults`) and comes back each time:
+/// the remote job runs on, the next call reattaches, and its counter reads each line once; a line
+/// typed during an outage is typed once or refused with a clear error, never twice.
 #[tokio::test]
 async fn a_persistent_session_outlives_a_dead_link_with_nothing_lost_or_doubled() {
     let rt = Runtime::new();
-    let Some((ns, sshd, _relay)) = setup(Some(&rt)).await else { return };
+    let stall = Duration::from_secs(std::env::var("FAULT_STALL_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3));
+    let Some((ns, sshd, relay)) = setup(Some(&rt)).await else { return };
     let s = sshd.server().await;
     let v = s
         .call(
@@ -251,11 +253,12 @@ async fn a_persistent_session_outlives_a_dead_link_with_nothing_lost_or_doubled(
     let r = s.call("send_input", json!({"session_id": id, "input": job, "timeout_ms": 0})).await;
     let mut seen = output(&r).to_string();
     let mut typed = Vec::new();
-    for (k, outage) in ["link down", "blackhole"].into_iter().enumerate() {
-        if outage == "link down" {
-            ns.link(false)
-        } else {
-            ns.blackhole(true)
+    for (k, outage) in ["link down", "blackhole", "stall"].into_iter().enumerate() {
+        let began = Instant::now();
+        match outage {
+            "link down" => ns.link(false),
+            "blackhole" => ns.blackhole(true),
+            _ => relay.set(Mode::Stall),
         }
         // Calls during the outage end (disconnected or an error), never hang. (A plain read: a
         // wait_for that ends unmatched moves the read cursor past what it saw without returning
@@ -272,7 +275,16 @@ async fn a_persistent_session_outlives_a_dead_link_with_nothing_lost_or_doubled(
             seen.push_str(output(&r));
         }
         typed.push((line, refused));
-        if outage == "link down" { ns.link(true) } else { ns.blackhole(false) }
+        if outage == "stall" {
+            // The fault's length, not a synchronisation: the stall lasts this long in all.
+            tokio::time::sleep(stall.saturating_sub(began.elapsed())).await;
+        }
+        match outage {
+            "link down" => ns.link(true),
+            "blackhole" => ns.blackhole(false),
+            _ => relay.set(Mode::Pass(Duration::ZERO)),
+        }
+        eprintln!("{outage}: {:?}", began.elapsed());
     }
     // Back: the next calls reattach and read the rest.
     tokio::time::timeout(STEP, async {

@@ -16,5 +16,6 @@ mod repl;
 mod secrets;
 mod serial;
 mod shell;
+mod soak;
 mod ssh;
 mod startup;

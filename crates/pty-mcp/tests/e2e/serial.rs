@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use crate::harness::{Server, output, spawn_until_ready};
 
 /// A null-modem cable: a socat pty pair whose ends are `dir/dev` (ours) and `dir/far`.
-struct Cable {
+pub struct Cable {
     socat: tokio::process::Child,
 }
 
 impl Cable {
-    async fn plug(dir: &Path) -> Cable {
+    pub async fn plug(dir: &Path) -> Cable {
         let mut cmd = tokio::process::Command::new("socat");
         cmd.args(["-d", "-d"])
             .arg(format!("pty,raw,echo=0,link={}", dir.join("dev").display()))
@@ -26,7 +26,7 @@ impl Cable {
 }
 
 /// The scripted switch on the far end; every byte it receives goes to `dir/raw`.
-fn switch(dir: &Path) -> tokio::process::Child {
+pub fn switch(dir: &Path) -> tokio::process::Child {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/switch.py");
     tokio::process::Command::new("python3")
         .arg(script)
@@ -37,7 +37,7 @@ fn switch(dir: &Path) -> tokio::process::Child {
         .unwrap()
 }
 
-async fn open(s: &Server, dir: &Path, extra: Value) -> String {
+pub async fn open(s: &Server, dir: &Path, extra: Value) -> String {
     let mut args = json!({"device": dir.join("dev")});
     if extra.get("baud").is_none() {
         args["baud_rate"] = json!(115200);
@@ -55,7 +55,7 @@ async fn wait_for(s: &Server, id: &str, pattern: &str) -> Value {
     r
 }
 
-async fn login(s: &Server, id: &str) {
+pub async fn login(s: &Server, id: &str) {
     wait_for(s, id, "Username:").await;
     let r = s.input(id, "admin").await;
     assert_eq!(r["state"], "password_prompt", "{r}");

@@ -215,3 +215,26 @@ async fn zsh_and_fish_report_commands_too() {
         assert_eq!(r["cwd"], "/tmp", "{shell}: {r}");
     }
 }
+
+/// ctrl+c at an idle prompt and a command at once, as an agent clearing a line does, many times
+/// in each shell, under slow, noisy startup files and under this machine's own: every command
+/// arrives whole and its reply is its own. (An interrupt that reached a shell still finishing its
+/// prompt went astray: bash dropped the next key, so the command lost its first letter; fish
+/// skipped the command's start mark. Found by the soak run.)
+#[tokio::test]
+async fn a_command_right_after_ctrl_c_at_the_prompt_arrives_whole() {
+    let home = crate::startup::slow_home();
+    let slow = Server::start_with_env(&[("HOME", home.path().to_str().unwrap())]).await;
+    let own = Server::start().await;
+    // (fish shows nothing for ctrl+c on an empty line, so each of its replies waits the quiet.)
+    for (s, shell, rounds) in [(&slow, "bash", 100), (&slow, "zsh", 100), (&slow, "fish", 40), (&own, "bash", 100)] {
+        let v = s.call("create_local_session", json!({"command": shell})).await;
+        let id = v["session_id"].as_str().unwrap().to_string();
+        for n in 0..rounds {
+            let c = s.call("send_control", json!({"session_id": id, "key": "ctrl+c"})).await;
+            let r = s.input(&id, &format!("echo {shell}-{n}")).await;
+            let want = format!("{shell}-{n}\n");
+            assert_eq!((output(&r), r["exit_code"].as_i64()), (want.as_str(), Some(0)), "after {c}: {r}");
+        }
+    }
+}
