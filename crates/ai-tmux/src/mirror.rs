@@ -49,9 +49,19 @@ pub struct Daemon {
 /// The dialer's own error, untouched (its kind and source tell what failed); `Unsupported` when
 /// the daemon lacks the extensions (the Go ai-tmux); others when it does not answer.
 pub async fn connect(dial: &Dial) -> io::Result<Daemon> {
-    let (reader, writer) = dial().await?;
-    let (link, events) = Link::open(reader, writer);
-    let hello = link.hello(CALL_TIMEOUT).await.map_err(|e| io::Error::other(format!("ai-tmux: {e}")))?;
+    // A daemon dying as we connect (killed a moment ago: its socket still took the connection)
+    // takes the hello with it; dialing again finds its socket dead and starts a new daemon.
+    let mut attempts = 0;
+    let (link, events, hello) = loop {
+        attempts += 1;
+        let (reader, writer) = dial().await?;
+        let (link, events) = Link::open(reader, writer);
+        match link.hello(CALL_TIMEOUT).await {
+            Ok(hello) => break (link, events, hello),
+            Err(crate::client::LinkError::Gone) if attempts < 3 => continue,
+            Err(e) => return Err(io::Error::other(format!("ai-tmux: {e}"))),
+        }
+    };
     match hello {
         Some(hello) if hello.capabilities.iter().any(|c| c == "attach") => Ok(Daemon { link, events }),
         _ => Err(io::Error::new(

@@ -42,7 +42,7 @@ pub fn host_name() -> String {
     if name.is_empty() { "localhost".into() } else { name }
 }
 
-pub(crate) fn my_uid() -> u32 {
+pub fn my_uid() -> u32 {
     // SAFETY: getuid has no preconditions.
     unsafe { libc::getuid() }
 }

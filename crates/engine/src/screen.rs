@@ -40,6 +40,19 @@ pub struct ScreenView {
     pub alt_screen: bool,
 }
 
+/// The screen as another terminal redraws it (an operator watching the session): each row as
+/// text with its colours and attributes, cropped to a width, and the cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// The rows, top to bottom, each as the escape sequences and text that draw it (attributes
+    /// start from the default at each row).
+    pub rows: Vec<String>,
+    /// Cursor row and column, 0-based.
+    pub cursor: (u16, u16),
+    /// Whether the program hid the cursor.
+    pub hide_cursor: bool,
+}
+
 /// A VT emulator and how far into the transcript it has read.
 pub struct Screen {
     parser: vt100::Parser,
@@ -113,6 +126,16 @@ impl Screen {
             rows: rows.get(),
             cols: cols.get(),
             alt_screen: screen.alternate_screen(),
+        }
+    }
+
+    /// The screen's rows for a terminal `width` columns wide (cropped on the right).
+    pub fn frame(&self, width: u16) -> Frame {
+        let screen = self.parser.screen();
+        Frame {
+            rows: screen.rows_formatted(0, width).collect(),
+            cursor: screen.cursor_position(),
+            hide_cursor: screen.hide_cursor(),
         }
     }
 

@@ -76,6 +76,11 @@ impl LineRenderer {
         self.col = 0;
     }
 
+    /// The rightmost column the cursor can be moved to.
+    fn furthest(&self) -> usize {
+        MAX_COLUMN.max(self.line.len())
+    }
+
     fn put(&mut self, c: char) {
         if self.col < self.line.len() {
             self.line[self.col] = c;
@@ -86,6 +91,10 @@ impl LineRenderer {
         self.col += 1;
     }
 }
+
+/// How far right a cursor movement may take the column (a terminal stops at its last column):
+/// without a bound, a few bytes of `ESC [ 65535 C` repeated would pad a line to gigabytes.
+const MAX_COLUMN: usize = 4096;
 
 fn first_param(params: &Params, default: usize) -> usize {
     match params.iter().next().and_then(|p| p.first()) {
@@ -111,7 +120,7 @@ impl Perform for LineRenderer {
             b'\r' => self.col = 0,
             0x08 => self.col = self.col.saturating_sub(1),
             b'\t' => {
-                let next = (self.col / 8 + 1) * 8;
+                let next = ((self.col / 8 + 1) * 8).min(self.furthest());
                 while self.col < next {
                     self.put(' ');
                 }
@@ -134,11 +143,11 @@ impl Perform for LineRenderer {
                 }
                 _ => self.line.clear(),
             },
-            'C' => self.col += first_param(params, 1),
+            'C' => self.col = self.col.saturating_add(first_param(params, 1)).min(self.furthest()),
             'D' => self.col = self.col.saturating_sub(first_param(params, 1)),
-            'G' => self.col = first_param(params, 1) - 1,
-            'P' => {
-                let n = first_param(params, 1).min(self.line.len().saturating_sub(self.col));
+            'G' => self.col = (first_param(params, 1) - 1).min(self.furthest()),
+            'P' if self.col < self.line.len() => {
+                let n = first_param(params, 1).min(self.line.len() - self.col);
                 self.line.drain(self.col..self.col + n);
             }
             'X' => {
@@ -159,6 +168,17 @@ impl Perform for LineRenderer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing: deleting characters with the cursor beyond the line's end panicked.
+    /// And cursor movements are bounded like a terminal's, so output cannot pad a line to
+    /// gigabytes.
+    #[test]
+    fn cursor_movement_beyond_the_line_is_safe_and_bounded() {
+        assert_eq!(clean(b"abc\x1b[10C\x1b[5Pd"), "abc          d");
+        let far = b"\x1b[65535C".repeat(1000);
+        assert!(clean(&[&far[..], b"x"].concat()).len() <= MAX_COLUMN + 1);
+        assert!(clean(&[&b"\x1b[99999G"[..], b"\tx"].concat()).len() <= MAX_COLUMN + 1);
+    }
 
     #[test]
     fn strips_colours_titles_and_modes() {

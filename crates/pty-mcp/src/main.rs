@@ -4,6 +4,7 @@
 //! through the MCP interface and prints what an agent would see.
 
 mod audit;
+mod control;
 mod demo;
 mod error;
 mod lenient;
@@ -54,6 +55,23 @@ enum Command {
     /// A short scripted tour: starts this binary as an MCP server, drives real sessions
     /// through it, and prints each call and what the agent sees.
     Demo,
+    /// The sessions of every running pty-mcp server of this user.
+    Ls {
+        /// One JSON array, an object per session.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A session in this terminal, live: read-only unless --write; ctrl+] detaches.
+    Attach {
+        /// The session id (see `pty-mcp ls`); without it, choose among the live ones.
+        session: Option<String>,
+        /// Type into the session (the agent's input waits while you are mid-line).
+        #[arg(long)]
+        write: bool,
+        /// Resize the session to this terminal (else its screen is cropped or padded).
+        #[arg(long)]
+        resize: bool,
+    },
     /// The audit log: configuration, the collector, verification.
     Audit {
         #[command(subcommand)]
@@ -131,6 +149,10 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Some(Command::Demo) => runtime.block_on(demo::run()),
         Some(Command::Audit { action }) => runtime.block_on(audit_command(action)),
+        Some(Command::Ls { json }) => runtime.block_on(control::ls::run(json)),
+        Some(Command::Attach { session, write, resize }) => {
+            runtime.block_on(control::attach::run(session, write, resize))
+        }
         Some(Command::Serve) | None => runtime.block_on(serve(overrides)),
     };
     // Sessions' reader tasks may still be parked on their PTYs; don't wait for them.
@@ -253,9 +275,20 @@ async fn serve(overrides: AuditOverrides) -> anyhow::Result<()> {
     // A broken audit configuration stops the server: running unaudited when auditing was asked
     // for would be worse than not running.
     let audit = start_audit(overrides)?;
+    // The operator's way in; a server that cannot offer it still serves the agent.
+    let info = Arc::new(control::ServerInfo::default());
+    let _control = control::Listener::start(manager.clone(), info.clone())
+        .inspect_err(|e| tracing::warn!("no control socket (pty-mcp ls/attach will not see this server): {e:#}"))
+        .ok();
     let service = PtyMcp::new(manager.clone(), operator, audit, settings).serve(rmcp::transport::stdio()).await;
     let outcome = match service {
-        Ok(service) => service.waiting().await.map(|_| ()).map_err(anyhow::Error::from),
+        Ok(service) => {
+            if let Some(peer) = service.peer().peer_info() {
+                let client = format!("{} {}", peer.client_info.name, peer.client_info.version);
+                *info.client.lock().unwrap_or_else(|e| e.into_inner()) = Some(client);
+            }
+            service.waiting().await.map(|_| ()).map_err(anyhow::Error::from)
+        }
         Err(e) => Err(anyhow::Error::from(e).context("MCP initialisation failed")),
     };
     // stdin closed (or the handshake failed): the sessions go with us.

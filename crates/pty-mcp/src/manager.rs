@@ -30,6 +30,10 @@ pub struct Entry {
     last_used: Mutex<SystemTime>,
     /// The task holding a prepared secret until a password prompt shows.
     pub pending_secret: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Operators watching it (`pty-mcp attach`).
+    pub viewers: crate::control::Viewers,
+    /// The last command line the agent typed, and when.
+    last_command: Mutex<Option<(String, SystemTime)>>,
 }
 
 impl Entry {
@@ -47,6 +51,18 @@ impl Entry {
     pub fn drop_pending_secret(&self) {
         if let Some(task) = self.pending_secret.lock().unwrap_or_else(|e| e.into_inner()).take() {
             task.abort();
+        }
+    }
+
+    /// The last command line the agent typed, and when.
+    pub fn last_command(&self) -> Option<(String, SystemTime)> {
+        self.last_command.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Notes a command line the agent typed.
+    pub fn set_last_command(&self, line: &str) {
+        if let Some(first) = line.lines().map(str::trim).find(|l| !l.is_empty()) {
+            *self.last_command.lock().unwrap_or_else(|e| e.into_inner()) = Some((first.to_string(), SystemTime::now()));
         }
     }
 
@@ -119,6 +135,8 @@ impl SessionManager {
             created_at: now,
             last_used: Mutex::new(now),
             pending_secret: Mutex::new(None),
+            viewers: crate::control::Viewers::default(),
+            last_command: Mutex::new(None),
         });
         sessions.insert(id, entry.clone());
         Ok(entry)
@@ -141,6 +159,11 @@ impl SessionManager {
         let entry = sessions.get(id.trim()).cloned().ok_or_else(|| not_found(id))?;
         entry.touch();
         Ok(entry)
+    }
+
+    /// Finds a session without marking it used (an operator looking is not the agent's use).
+    pub fn peek(&self, id: &str) -> Option<Arc<Entry>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).get(id.trim()).cloned()
     }
 
     /// Removes a session from the table; the caller closes it.

@@ -77,7 +77,7 @@ fn exit_fields(session: &Session) -> (Option<i32>, Option<i32>) {
     session.exit().map(|e| (e.code, e.signal)).unwrap_or_default()
 }
 
-fn rfc3339(t: SystemTime) -> String {
+pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
@@ -576,6 +576,11 @@ pub async fn send_input(manager: &SessionManager, p: SendInputParams) -> Result<
     let cap = warnings.clamp("max_output_bytes", p.max_output_bytes, DEFAULT_MAX_OUTPUT as i64, 256, 16 << 20) as usize;
 
     let _typing = session.lock_input().await;
+    // Not into a line an operator is typing (see `Viewers::wait_line_done`).
+    if entry.viewers.wait_line_done(Instant::now() + ms(timeout.max(1000))).await {
+        warnings.0.push("waited for the operator to finish the line they were typing".into());
+    }
+    entry.set_last_command(&p.input);
     let mut bytes = Vec::with_capacity(p.input.len() + 13);
     if p.paste.unwrap_or(false) {
         if session.modes().bracketed_paste {
@@ -875,6 +880,9 @@ pub async fn send_control(manager: &SessionManager, p: SendControlParams) -> Res
     let bytes: Vec<u8> = keys.iter().flat_map(|k| k.bytes(app_cursor)).collect();
     let idle_shell = session.with_shell(|s| s.at_prompt());
     let deadline = Instant::now() + ms(timeout);
+    if entry.viewers.wait_line_done(deadline).await {
+        warnings.0.push("waited for the operator to finish the line they were typing".into());
+    }
     if idle_shell && bytes.contains(&keys::INTERRUPT) {
         // An interrupt that reaches a shell still finishing its prompt, before its line editor
         // reads, goes astray: bash shows `^C` but acts on it only at the next key, which it
@@ -960,6 +968,12 @@ pub struct SessionInfo {
     /// Why the session log stopped (a full disk).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_error: Option<String>,
+    /// Operators watching it now (`pty-mcp attach`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub operator_attached: u64,
+    /// An operator typed into it since the agent last asked.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub operator_typed: bool,
     /// RFC 3339.
     pub created_at: String,
     /// RFC 3339.
@@ -990,6 +1004,8 @@ pub fn session_info(entry: &Entry, as_list: bool) -> SessionInfo {
         exit_signal,
         disconnect_reason: s.link_problem(),
         log_error: s.log_problem(),
+        operator_attached: entry.viewers.attached() as u64,
+        operator_typed: !as_list && entry.viewers.take_typed(),
         created_at: rfc3339(entry.created_at),
         last_used: rfc3339(entry.last_used()),
     }

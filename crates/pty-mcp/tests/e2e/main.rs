@@ -1,6 +1,7 @@
 //! End-to-end tests: the built `pty-mcp` binary over stdio, driven by the `rmcp` client the way
 //! an agent drives it, running real bash and python3 on real PTYs.
 
+mod attach;
 mod audit;
 mod bad_input;
 mod faults;

@@ -1,0 +1,211 @@
+//! The server's end of the control socket: lists sessions, and serves viewers.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixListener;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::time::Instant;
+
+use super::protocol::{Attached, Request, ServerRow, SessionRow, ViewerMessage};
+use super::render::View;
+use crate::manager::{Entry, SessionManager};
+use crate::tools::rfc3339;
+
+/// How long a client may take to send its request.
+const REQUEST_WAIT: Duration = Duration::from_secs(5);
+/// How long a write to a viewer may take before the viewer is dropped (its terminal is stuck;
+/// the session never waits for it).
+const VIEWER_WRITE_WAIT: Duration = Duration::from_secs(10);
+/// Frames are drawn at most this often during a flood (each shows the newest screen, so a
+/// viewer skips what it had no time to show).
+const FRAME: Duration = Duration::from_millis(8);
+/// How long the operator's keys may wait to be written.
+const INPUT_WAIT: Duration = Duration::from_secs(5);
+
+/// What `pty-mcp ls` says about this server.
+#[derive(Debug)]
+pub struct ServerInfo {
+    /// The MCP client's name and version, once it said them.
+    pub client: Mutex<Option<String>>,
+    pub started_at: SystemTime,
+}
+
+impl Default for ServerInfo {
+    fn default() -> Self {
+        ServerInfo { client: Mutex::new(None), started_at: SystemTime::now() }
+    }
+}
+
+/// The listening socket; removed when dropped.
+pub struct Listener {
+    path: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Listener {
+    /// Listens on this server's socket in the private control directory.
+    ///
+    /// # Errors
+    /// When the directory is not private to this user or the socket cannot be bound.
+    pub fn start(manager: Arc<SessionManager>, info: Arc<ServerInfo>) -> anyhow::Result<Listener> {
+        let path = super::socket_of(std::process::id());
+        ai_tmux::paths::private_dir(&path)?;
+        // A socket under our own pid is a dead process's (pids are reused).
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        let me = ai_tmux::paths::my_uid();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                match stream.peer_cred() {
+                    Ok(cred) if cred.uid() == me => {}
+                    other => {
+                        tracing::warn!("control socket: refused a peer of another user ({other:?})");
+                        continue;
+                    }
+                }
+                let (read, write) = stream.into_split();
+                tokio::spawn(serve(read, write, manager.clone(), info.clone()));
+            }
+        });
+        Ok(Listener { path, task })
+    }
+}
+
+async fn serve(read: OwnedReadHalf, mut write: OwnedWriteHalf, manager: Arc<SessionManager>, info: Arc<ServerInfo>) {
+    let mut lines = BufReader::new(read).lines();
+    let Ok(Ok(Some(line))) = tokio::time::timeout(REQUEST_WAIT, lines.next_line()).await else { return };
+    match serde_json::from_str::<Request>(&line) {
+        Ok(Request::List) => {
+            let row = server_row(&manager, &info);
+            let _ = send_line(&mut write, &row).await;
+        }
+        Ok(Request::Attach { session_id, write: can_write, resize, rows, cols }) => {
+            let Some(entry) = manager.peek(&session_id) else {
+                let error = Some(format!("this server has no session {session_id}"));
+                let _ = send_line(&mut write, &Attached { error, target: String::new() }).await;
+                return;
+            };
+            if send_line(&mut write, &Attached { error: None, target: entry.target.clone() }).await.is_ok() {
+                entry.viewers.join();
+                view(&entry, lines, write, Viewer { can_write, resize, rows, cols }).await;
+                entry.viewers.leave();
+            }
+        }
+        Err(e) => {
+            let _ = send_line(&mut write, &serde_json::json!({ "error": format!("bad request: {e}") })).await;
+        }
+    }
+}
+
+async fn send_line(write: &mut OwnedWriteHalf, value: &impl serde::Serialize) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    write.write_all(&line).await
+}
+
+fn server_row(manager: &SessionManager, info: &ServerInfo) -> ServerRow {
+    let sessions = manager.list().iter().map(|e| session_row(e)).collect();
+    ServerRow {
+        pid: std::process::id(),
+        client: info.client.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        started_at: rfc3339(info.started_at),
+        sessions,
+    }
+}
+
+fn session_row(entry: &Entry) -> SessionRow {
+    let (state, _) = entry.session.state();
+    let last = entry.last_command();
+    SessionRow {
+        session_id: entry.id.clone(),
+        kind: entry.kind.to_string(),
+        target: entry.target.clone(),
+        state: state.as_str().to_string(),
+        is_alive: entry.session.is_alive(),
+        last_command: last.as_ref().map(|(c, _)| c.clone()),
+        last_command_at: last.map(|(_, at)| rfc3339(at)),
+        last_used: rfc3339(entry.last_used()),
+        attached: entry.viewers.attached(),
+    }
+}
+
+struct Viewer {
+    can_write: bool,
+    resize: bool,
+    rows: u16,
+    cols: u16,
+}
+
+/// Draws the session on the viewer until it ends or the viewer leaves; applies what the viewer
+/// sends. Only this task ever waits on the viewer.
+async fn view(
+    entry: &Entry,
+    mut lines: tokio::io::Lines<BufReader<OwnedReadHalf>>,
+    mut out: OwnedWriteHalf,
+    viewer: Viewer,
+) {
+    let session = &entry.session;
+    if viewer.resize {
+        let _ = session.resize(viewer.rows, viewer.cols);
+    }
+    let mut view = View::new(viewer.rows, viewer.cols);
+    let mut signal = session.subscribe();
+    let mode = if viewer.can_write { "typing on" } else { "read-only" };
+    loop {
+        signal.borrow_and_update();
+        let alive = session.is_alive();
+        let (state, _) = session.state();
+        // What matters first: a narrow terminal crops the end.
+        let status = if alive {
+            format!(" {} · {} · {mode} · ctrl+] detach · {}", entry.id, state.as_str(), entry.target)
+        } else {
+            format!(" {} · the session ended · {}", entry.id, entry.target)
+        };
+        let frame = view.draw(&session.frame(view.cols), &status);
+        let drawn = Instant::now();
+        if !frame.is_empty() {
+            match tokio::time::timeout(VIEWER_WRITE_WAIT, out.write_all(frame.as_bytes())).await {
+                Ok(Ok(())) => {}
+                _ => return,
+            }
+        }
+        if !alive {
+            return;
+        }
+        tokio::select! {
+            changed = signal.changed() => {
+                if changed.is_ok() {
+                    tokio::time::sleep_until(drawn + FRAME).await;
+                }
+            }
+            line = lines.next_line() => {
+                let Ok(Some(line)) = line else { return };
+                let Ok(message) = serde_json::from_str::<ViewerMessage>(&line) else { return };
+                if let Some((rows, cols)) = message.size {
+                    view.resize(rows, cols);
+                    if viewer.resize {
+                        let _ = session.resize(rows, cols);
+                    }
+                }
+                if let Some(keys) = message.input.filter(|k| viewer.can_write && !k.is_empty()) {
+                    entry.viewers.typed(&keys);
+                    if session.write(&keys, Instant::now() + INPUT_WAIT).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}

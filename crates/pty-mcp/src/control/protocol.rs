@@ -1,0 +1,73 @@
+//! The control socket's messages (see `docs/control-protocol.md`): one JSON line per message.
+
+use serde::{Deserialize, Serialize};
+
+/// What a client asks for, as the first line it sends.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// The server and its sessions: one [`ServerRow`] line back.
+    List,
+    /// A session on the viewer's terminal: one [`Attached`] line back, then the bytes that draw
+    /// the session; the viewer sends [`ViewerMessage`] lines.
+    Attach {
+        session_id: String,
+        /// Let the viewer type into the session.
+        #[serde(default)]
+        write: bool,
+        /// Resize the session to the viewer's terminal (else the screen is cropped or padded).
+        #[serde(default)]
+        resize: bool,
+        /// The viewer's terminal size.
+        rows: u16,
+        cols: u16,
+    },
+}
+
+/// A server and its sessions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerRow {
+    pub pid: u32,
+    /// The MCP client's name and version from `initialize`.
+    pub client: Option<String>,
+    pub started_at: String,
+    pub sessions: Vec<SessionRow>,
+}
+
+/// One session as `pty-mcp ls` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionRow {
+    pub session_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub target: String,
+    pub state: String,
+    pub is_alive: bool,
+    /// The last command line the agent typed, and when (RFC 3339).
+    pub last_command: Option<String>,
+    pub last_command_at: Option<String>,
+    /// When the agent last used it (RFC 3339).
+    pub last_used: String,
+    /// Viewers attached now.
+    pub attached: usize,
+}
+
+/// The answer to an attach request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Attached {
+    /// Why not, when the session cannot be shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub target: String,
+}
+
+/// What a viewer sends while attached.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ViewerMessage {
+    /// Keys typed (only with `write`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Vec<u8>>,
+    /// The viewer's terminal changed size: (rows, columns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<(u16, u16)>,
+}

@@ -1,0 +1,231 @@
+//! The operator's view (issue 16): `pty-mcp ls` and `pty-mcp attach` in a real terminal (tmux),
+//! while an MCP client drives the agent's side.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::harness::{STEP, Server, binary, output};
+
+/// A server whose control socket is in a directory of the test's own.
+async fn server(control: &Path) -> Server {
+    Server::start_with_env(&[("PTY_MCP_CONTROL_DIR", control.to_str().unwrap())]).await
+}
+
+/// `pty-mcp ls --json` against `control`.
+fn ls(control: &Path) -> Vec<Value> {
+    let out = std::process::Command::new(binary())
+        .args(["ls", "--json"])
+        .env("PTY_MCP_CONTROL_DIR", control)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ls failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("ls --json ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// A tmux server of the test's own with one pane running `command`; a control-mode client tells
+/// when the pane's output changes, so waits are on events, not polls.
+struct Tmux {
+    socket: PathBuf,
+    dir: tempfile::TempDir,
+    events: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    _client: tokio::process::Child,
+}
+
+impl Tmux {
+    async fn start(command: &str, control: &Path, rows: u16, cols: u16) -> Tmux {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("tmux.sock");
+        let status = std::process::Command::new("tmux")
+            .arg("-S")
+            .arg(&socket)
+            .args(["-f", "/dev/null", "new-session", "-d", "-s", "t", "-x", &cols.to_string(), "-y", &rows.to_string()])
+            .args(["-e", &format!("PTY_MCP_CONTROL_DIR={}", control.display())])
+            // The program's exit status goes to a file, then a tmux channel says it ended.
+            .arg(format!(
+                "{command}; echo $? > {}; tmux -S {} wait-for -S exited",
+                dir.path().join("status").display(),
+                socket.display()
+            ))
+            .args([";", "set-option", "-g", "window-size", "manual", ";", "set-option", "-g", "remain-on-exit", "on"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "tmux new-session");
+        let mut client = tokio::process::Command::new("tmux")
+            .arg("-S")
+            .arg(&socket)
+            .args(["-C", "attach-session", "-t", "t"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let events = BufReader::new(client.stdout.take().unwrap()).lines();
+        Tmux { socket, dir, events, _client: client }
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("tmux").arg("-S").arg(&self.socket).args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// What the operator sees.
+    fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", "t"])
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "t"];
+        args.extend_from_slice(keys);
+        self.tmux(&args);
+    }
+
+    /// Waits until the operator's screen satisfies `done`; returns it.
+    async fn until(&mut self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let waited = tokio::time::timeout(STEP, async {
+            loop {
+                let screen = self.screen();
+                if done(&screen) {
+                    return screen;
+                }
+                // The next change of the pane (or of the client's state).
+                match self.events.next_line().await {
+                    Ok(Some(_)) => {}
+                    _ => return self.screen(),
+                }
+            }
+        })
+        .await;
+        let screen = waited.unwrap_or_else(|_| self.screen());
+        assert!(done(&screen), "the operator's screen never showed {what}:\n{screen}");
+        screen
+    }
+
+    /// The exit status of the pane's program once it ended.
+    async fn exited(&mut self) -> i32 {
+        let mut wait = tokio::process::Command::new("tmux");
+        wait.arg("-S").arg(&self.socket).args(["wait-for", "exited"]).kill_on_drop(true);
+        let done = tokio::time::timeout(STEP, wait.status()).await;
+        assert!(matches!(done, Ok(Ok(s)) if s.success()), "the attach never ended: {done:?}");
+        let status = std::fs::read_to_string(self.dir.path().join("status")).unwrap();
+        status.trim().parse().unwrap()
+    }
+}
+
+async fn bash(s: &Server) -> String {
+    let v =
+        s.call("create_local_session", json!({"command": "bash --norc --noprofile", "env": {"PS1": "agent$ "}})).await;
+    v["session_id"].as_str().unwrap().to_string()
+}
+
+/// The agent works, the operator watches: the pane shows the agent's commands and a full-screen
+/// program as they are; the operator's keys go nowhere; ls counts the viewer; ctrl+] detaches
+/// with status 0 and the session goes on.
+#[tokio::test]
+async fn a_read_only_viewer_sees_the_agent_work_and_cannot_type() {
+    let control = tempfile::tempdir().unwrap();
+    let s = server(control.path()).await;
+    let id = bash(&s).await;
+    s.input(&id, "echo agent-was-here").await;
+    let mut t = Tmux::start(&format!("{} attach {id}", binary()), control.path(), 30, 100).await;
+    t.until("the agent's output and the status line", |sc| {
+        sc.contains("agent-was-here") && sc.contains("read-only") && sc.contains(&id)
+    })
+    .await;
+    assert_eq!(ls(control.path())[0]["attached"], 1);
+    // Live: the agent's next command appears.
+    s.input(&id, "echo second-$((6*7))").await;
+    t.until("the agent's next output", |sc| sc.contains("second-42")).await;
+    // The operator's keys do nothing.
+    t.keys(&["echo operator-typed", "Enter"]);
+    let r = s.input(&id, "echo after").await;
+    assert_eq!(output(&r), "after\n", "{r}");
+    let all = s.call("read_output", json!({"session_id": id, "since_cursor": 0, "max_bytes": 1 << 20})).await;
+    assert!(!output(&all).contains("operator-typed"), "a read-only viewer typed: {all}");
+    // A full-screen program as a person sees it.
+    s.call("send_input", json!({"session_id": id, "input": "top -d 0.5", "timeout_ms": 3000})).await;
+    t.until("top's header", |sc| sc.contains("load average") && sc.contains("Tasks:")).await;
+    s.call("send_control", json!({"session_id": id, "key": "q"})).await;
+    t.keys(&["C-]"]);
+    assert_eq!(t.exited().await, 0);
+    assert_eq!(ls(control.path())[0]["attached"], 0);
+    assert_eq!(output(&s.input(&id, "echo still-here").await), "still-here\n");
+}
+
+/// With --write the operator types into the session; the agent's next read has it, and
+/// get_session_state says an operator is attached and typed.
+#[tokio::test]
+async fn a_writing_viewer_types_into_the_session() {
+    let control = tempfile::tempdir().unwrap();
+    let s = server(control.path()).await;
+    let id = bash(&s).await;
+    let mut t = Tmux::start(&format!("{} attach --write {id}", binary()), control.path(), 24, 80).await;
+    t.until("typing on", |sc| sc.contains("typing on")).await;
+    t.keys(&["echo from-operator", "Enter"]);
+    t.until("the operator's command's output", |sc| sc.lines().any(|l| l.trim() == "from-operator")).await;
+    let r = s.call("read_output", json!({"session_id": id, "timeout": 1})).await;
+    assert!(output(&r).contains("from-operator"), "{r}");
+    let st = s.call("get_session_state", json!({"session_id": id})).await;
+    assert_eq!((st["operator_attached"].as_u64(), st["operator_typed"].as_bool()), (Some(1), Some(true)), "{st}");
+    let st = s.call("get_session_state", json!({"session_id": id})).await;
+    assert!(st.get("operator_typed").is_none(), "reported once: {st}");
+    t.keys(&["C-]"]);
+    assert_eq!(t.exited().await, 0);
+}
+
+/// Two viewers at once; the session ends while they watch: both say so and exit 0.
+#[tokio::test]
+async fn two_viewers_and_a_session_that_ends() {
+    let control = tempfile::tempdir().unwrap();
+    let s = server(control.path()).await;
+    let id = bash(&s).await;
+    let mut a = Tmux::start(&format!("{} attach {id}", binary()), control.path(), 24, 80).await;
+    let mut b = Tmux::start(&format!("{} attach {id}", binary()), control.path(), 40, 60).await;
+    a.until("the status line", |sc| sc.contains("read-only")).await;
+    b.until("the status line", |sc| sc.contains("read-only")).await;
+    assert_eq!(ls(control.path())[0]["attached"], 2);
+    s.call("send_input", json!({"session_id": id, "input": "exit 3", "timeout_ms": 3000})).await;
+    assert_eq!(a.exited().await, 0);
+    assert_eq!(b.exited().await, 0);
+    for t in [&a, &b] {
+        let all = t.tmux(&["capture-pane", "-p", "-S", "-200", "-t", "t"]);
+        assert!(all.contains("ended"), "the viewer does not say the session ended: {all:?}");
+    }
+}
+
+/// A socket left by a server that crashed is removed, not mistaken for a live one; an unknown
+/// session is a clear error.
+#[tokio::test]
+async fn a_crashed_servers_socket_is_cleaned_up() {
+    let control = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(control.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let host = ai_tmux_host();
+    let stale = control.path().join(format!("{host}-999999.sock"));
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    assert!(stale.exists());
+    let s = server(control.path()).await;
+    let id = bash(&s).await;
+    let sessions = ls(control.path());
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert_eq!(
+        (sessions[0]["session_id"].as_str(), sessions[0]["server_pid"].as_u64()),
+        (Some(id.as_str()), Some(u64::from(s.pid)))
+    );
+    assert!(!stale.exists(), "the stale socket is still there");
+    let out = std::process::Command::new(binary())
+        .args(["attach", "0000000000000000"])
+        .env("PTY_MCP_CONTROL_DIR", control.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no live session"));
+}
+
+/// The host name as the sockets carry it.
+fn ai_tmux_host() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    name.trim().chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')).take(32).collect()
+}
