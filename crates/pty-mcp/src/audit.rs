@@ -97,3 +97,60 @@ impl Audit {
         });
     }
 }
+
+/// What an operator does through `pty-mcp attach`, recorded under the operator's name (not the
+/// agent's audit user). Recorded after the fact and never refused: the operator is the person
+/// the guardrails serve, and is not held up by an unreachable collector.
+pub struct OperatorAudit {
+    audit: Audit,
+    subject: Option<Subject>,
+    /// Keys typed since the last line end, recorded as one line.
+    line: Vec<u8>,
+}
+
+impl OperatorAudit {
+    /// For `operator` (a login name) watching `entry`.
+    pub fn new(audit: &Audit, entry: &Entry, operator: &str) -> OperatorAudit {
+        let subject = audit.0.as_ref().map(|_| Subject {
+            user: format!("operator:{operator}"),
+            session_id: entry.id.clone(),
+            kind: entry.kind.to_string(),
+            target: entry.target.clone(),
+        });
+        OperatorAudit { audit: audit.clone(), subject, line: Vec::new() }
+    }
+
+    /// An operator event (`operator_attached`, `operator_detached`).
+    pub fn event(&mut self, event: &str, details: Value) {
+        if event == "operator_detached" {
+            self.flush();
+        }
+        if let (Some(a), Some(subject)) = (&self.audit.0, &self.subject) {
+            a.after(record::event(subject, event, details));
+        }
+    }
+
+    /// Keys the operator typed: each line they end is one record (redacted like agent input).
+    pub fn typed(&mut self, keys: &[u8]) {
+        if self.subject.is_none() {
+            return;
+        }
+        for &b in keys {
+            if matches!(b, b'\r' | b'\n') {
+                self.flush();
+            } else {
+                self.line.push(b);
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if let (Some(a), Some(subject)) = (&self.audit.0, &self.subject)
+            && !self.line.is_empty()
+        {
+            let line = String::from_utf8_lossy(&self.line).into_owned();
+            a.after(record::command(subject, &record::random_id(8), &line, true));
+            self.line.clear();
+        }
+    }
+}

@@ -277,7 +277,7 @@ async fn serve(overrides: AuditOverrides) -> anyhow::Result<()> {
     let audit = start_audit(overrides)?;
     // The operator's way in; a server that cannot offer it still serves the agent.
     let info = Arc::new(control::ServerInfo::default());
-    let _control = control::Listener::start(manager.clone(), info.clone())
+    let _control = control::Listener::start(manager.clone(), info.clone(), audit.clone())
         .inspect_err(|e| tracing::warn!("no control socket (pty-mcp ls/attach will not see this server): {e:#}"))
         .ok();
     let service = PtyMcp::new(manager.clone(), operator, audit, settings).serve(rmcp::transport::stdio()).await;

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use super::protocol::{Attached, Request, ServerRow, SessionRow, ViewerMessage};
 use super::render::View;
+use crate::audit::{Audit, OperatorAudit};
 use crate::manager::{Entry, SessionManager};
 use crate::tools::rfc3339;
 
@@ -25,6 +26,12 @@ const VIEWER_WRITE_WAIT: Duration = Duration::from_secs(10);
 const FRAME: Duration = Duration::from_millis(8);
 /// How long the operator's keys may wait to be written.
 const INPUT_WAIT: Duration = Duration::from_secs(5);
+
+/// The login name of this process's user (the only user the socket serves), for the audit
+/// record of what an operator did.
+fn login_name() -> String {
+    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| ai_tmux::paths::my_uid().to_string())
+}
 
 /// What `pty-mcp ls` says about this server.
 #[derive(Debug)]
@@ -58,7 +65,7 @@ impl Listener {
     ///
     /// # Errors
     /// When the directory is not private to this user or the socket cannot be bound.
-    pub fn start(manager: Arc<SessionManager>, info: Arc<ServerInfo>) -> anyhow::Result<Listener> {
+    pub fn start(manager: Arc<SessionManager>, info: Arc<ServerInfo>, audit: Audit) -> anyhow::Result<Listener> {
         let path = super::socket_of(std::process::id());
         ai_tmux::paths::private_dir(&path)?;
         // A socket under our own pid is a dead process's (pids are reused).
@@ -76,14 +83,20 @@ impl Listener {
                     }
                 }
                 let (read, write) = stream.into_split();
-                tokio::spawn(serve(read, write, manager.clone(), info.clone()));
+                tokio::spawn(serve(read, write, manager.clone(), info.clone(), audit.clone()));
             }
         });
         Ok(Listener { path, task })
     }
 }
 
-async fn serve(read: OwnedReadHalf, mut write: OwnedWriteHalf, manager: Arc<SessionManager>, info: Arc<ServerInfo>) {
+async fn serve(
+    read: OwnedReadHalf,
+    mut write: OwnedWriteHalf,
+    manager: Arc<SessionManager>,
+    info: Arc<ServerInfo>,
+    audit: Audit,
+) {
     let mut lines = BufReader::new(read).lines();
     let Ok(Ok(Some(line))) = tokio::time::timeout(REQUEST_WAIT, lines.next_line()).await else { return };
     match serde_json::from_str::<Request>(&line) {
@@ -98,9 +111,12 @@ async fn serve(read: OwnedReadHalf, mut write: OwnedWriteHalf, manager: Arc<Sess
                 return;
             };
             if send_line(&mut write, &Attached { error: None, target: entry.target.clone() }).await.is_ok() {
+                let mut audit = OperatorAudit::new(&audit, &entry, &login_name());
+                audit.event("operator_attached", serde_json::json!({"write": can_write, "resize": resize}));
                 entry.viewers.join();
-                view(&entry, lines, write, Viewer { can_write, resize, rows, cols }).await;
+                view(&entry, lines, write, Viewer { can_write, resize, rows, cols }, &mut audit).await;
                 entry.viewers.leave();
+                audit.event("operator_detached", serde_json::json!({}));
             }
         }
         Err(e) => {
@@ -155,6 +171,7 @@ async fn view(
     mut lines: tokio::io::Lines<BufReader<OwnedReadHalf>>,
     mut out: OwnedWriteHalf,
     viewer: Viewer,
+    audit: &mut OperatorAudit,
 ) {
     let session = &entry.session;
     if viewer.resize {
@@ -201,6 +218,7 @@ async fn view(
                 }
                 if let Some(keys) = message.input.filter(|k| viewer.can_write && !k.is_empty()) {
                     entry.viewers.typed(&keys);
+                    audit.typed(&keys);
                     if session.write(&keys, Instant::now() + INPUT_WAIT).await.is_err() {
                         return;
                     }

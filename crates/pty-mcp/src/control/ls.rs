@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use super::protocol::{Request, ServerRow};
+use super::protocol::{Request, ServerRow, SessionRow};
 
 /// How long a server may take to answer.
 const ANSWER_WAIT: Duration = Duration::from_secs(3);
@@ -43,16 +43,56 @@ fn alive(pid: u32) -> bool {
     unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
 }
 
+/// The sessions this machine's ai-tmux keeps that no server here has open, as a row without a
+/// server (pid 0). Only a daemon already running is asked: none is started for this.
+async fn persistent(servers: &[ServerRow]) -> Option<ServerRow> {
+    use ai_tmux::client::{LinkReader, LinkWriter};
+    let socket = ai_tmux::paths::default_socket();
+    let dial: ai_tmux::mirror::Dial = std::sync::Arc::new(move || {
+        let socket = socket.clone();
+        Box::pin(async move {
+            let (r, w) = ai_tmux::paths::connect_checked(&socket).await?.into_split();
+            Ok((Box::pin(r) as LinkReader, Box::pin(w) as LinkWriter))
+        })
+    });
+    let listed = tokio::time::timeout(ANSWER_WAIT, crate::persistent::list(&dial, None)).await.ok()?.ok()?;
+    let open = |id: &str| servers.iter().any(|s| s.sessions.iter().any(|r| r.session_id == id));
+    let sessions: Vec<SessionRow> = listed
+        .into_iter()
+        .filter(|s| !open(&s.id))
+        .map(|s| SessionRow {
+            session_id: s.id,
+            kind: "persistent".into(),
+            target: s.command,
+            state: if s.is_alive { "running" } else { "exited" }.into(),
+            is_alive: s.is_alive,
+            last_command: None,
+            last_command_at: None,
+            last_used: s.last_used,
+            attached: s.attached,
+        })
+        .collect();
+    (!sessions.is_empty()).then(|| ServerRow {
+        pid: 0,
+        client: Some("ai-tmux (detached)".into()),
+        started_at: String::new(),
+        sessions,
+    })
+}
+
 /// Prints the sessions: a table, or (`json`) one JSON array with an object per session.
 pub async fn run(json: bool) -> anyhow::Result<()> {
-    let servers = servers().await;
+    let mut servers = servers().await;
+    if let Some(kept) = persistent(&servers).await {
+        servers.push(kept);
+    }
     if json {
         let flat: Vec<serde_json::Value> = servers
             .iter()
             .flat_map(|server| {
                 server.sessions.iter().map(move |s| {
                     let mut v = serde_json::to_value(s).unwrap_or_default();
-                    v["server_pid"] = server.pid.into();
+                    v["server_pid"] = if server.pid == 0 { serde_json::Value::Null } else { server.pid.into() };
                     v["client"] = server.client.clone().into();
                     v
                 })

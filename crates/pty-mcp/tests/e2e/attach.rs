@@ -16,9 +16,14 @@ async fn server(control: &Path) -> Server {
 
 /// `pty-mcp ls --json` against `control`.
 fn ls(control: &Path) -> Vec<Value> {
+    ls_with(control, &[])
+}
+
+fn ls_with(control: &Path, env: &[(&str, &str)]) -> Vec<Value> {
     let out = std::process::Command::new(binary())
         .args(["ls", "--json"])
         .env("PTY_MCP_CONTROL_DIR", control)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     assert!(out.status.success(), "ls failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -228,4 +233,52 @@ async fn a_crashed_servers_socket_is_cleaned_up() {
 fn ai_tmux_host() -> String {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     name.trim().chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')).take(32).collect()
+}
+
+/// What an operator does is audited under the operator's name, not the agent's: attaching, each
+/// line typed (redacted like agent input), detaching.
+#[tokio::test]
+async fn an_operators_actions_are_audited_as_the_operators() {
+    use crate::audit::{Collector, audit_home, events, server_with, wait_until};
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::harness::free_port();
+    let log = dir.path().join("audit.jsonl");
+    let _collector = Collector::start(port, &log).await;
+    let control = tempfile::tempdir().unwrap();
+    let env = audit_home(dir.path(), port, "best-effort");
+    let s = server_with(&env, &[("PTY_MCP_CONTROL_DIR", control.path().to_str().unwrap())]).await;
+    let id = bash(&s).await;
+    let mut t = Tmux::start(&format!("{} attach --write {id}", binary()), control.path(), 24, 80).await;
+    t.until("typing on", |sc| sc.contains("typing on")).await;
+    t.keys(&["echo by-hand token=hunter2", "Enter"]);
+    t.until("the operator's command's output", |sc| sc.lines().any(|l| l.trim() == "by-hand token=hunter2")).await;
+    t.keys(&["C-]"]);
+    assert_eq!(t.exited().await, 0);
+    let all = wait_until(&log, "the operator's records", |r| events(r).iter().any(|e| e == "operator_detached")).await;
+    let ops: Vec<Value> =
+        all.iter().filter(|v| v["user"].as_str().is_some_and(|u| u.starts_with("operator:"))).cloned().collect();
+    assert_eq!(events(&ops), ["operator_attached", "cmd", "operator_detached"], "{ops:?}");
+    let cmd = ops[1]["cmd"].as_str().unwrap();
+    assert!(cmd.contains("echo by-hand") && !cmd.contains("hunter2"), "{cmd}");
+    assert!(all.iter().all(|v| !v.to_string().contains("hunter2")), "the secret reached a record");
+}
+
+/// A persistent session that no server has open (detached) is listed from this machine's
+/// ai-tmux; one a server has open is listed once, under that server.
+#[tokio::test]
+async fn ls_lists_detached_persistent_sessions_too() {
+    let rt = crate::persistent::Runtime::new();
+    let control = tempfile::tempdir().unwrap();
+    let env = [rt.env(), ("PTY_MCP_CONTROL_DIR", control.path().to_str().unwrap())];
+    let s = Server::start_with_env(&env).await;
+    let v = s.call("create_local_session", json!({"command": "bash --norc --noprofile", "persistent": true})).await;
+    let id = v["session_id"].as_str().unwrap().to_string();
+    let rows = ls_with(control.path(), &[rt.env()]);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["server_pid"].as_u64(), Some(u64::from(s.pid)), "{rows:?}");
+    s.call("detach_session", json!({"session_id": id})).await;
+    let rows = ls_with(control.path(), &[rt.env()]);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0]["session_id"].as_str(), rows[0]["type"].as_str()), (Some(id.as_str()), Some("persistent")));
+    assert!(rows[0]["server_pid"].is_null(), "{rows:?}");
 }

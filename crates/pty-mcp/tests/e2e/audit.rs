@@ -12,12 +12,12 @@ use crate::harness::{STEP, Server, binary, free_port, output, spawn_until_ready}
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-struct Collector {
+pub struct Collector {
     child: tokio::process::Child,
 }
 
 impl Collector {
-    async fn start(port: u16, log: &Path) -> Collector {
+    pub async fn start(port: u16, log: &Path) -> Collector {
         Collector::start_with(port, log, &[]).await
     }
 
@@ -40,7 +40,7 @@ impl Collector {
 }
 
 /// A private config and state directory for pty-mcp, auditing to `port`.
-fn audit_home(dir: &Path, port: u16, mode: &str) -> Vec<(String, String)> {
+pub fn audit_home(dir: &Path, port: u16, mode: &str) -> Vec<(String, String)> {
     audit_home_at(dir, &format!("http://127.0.0.1:{port}"), mode)
 }
 
@@ -57,7 +57,7 @@ fn audit_home_at(dir: &Path, url: &str, mode: &str) -> Vec<(String, String)> {
     ]
 }
 
-async fn server_with(env: &[(String, String)], extra: &[(&str, &str)]) -> Server {
+pub async fn server_with(env: &[(String, String)], extra: &[(&str, &str)]) -> Server {
     let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     all.extend_from_slice(extra);
     Server::start_with_env(&all).await
@@ -68,7 +68,7 @@ fn records(log: &Path) -> Vec<Value> {
 }
 
 /// Waits (checking as records arrive, with a generous bound) until `done` holds for the log.
-async fn wait_until(log: &Path, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+pub async fn wait_until(log: &Path, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + STEP;
     loop {
         let r = records(log);
@@ -80,7 +80,7 @@ async fn wait_until(log: &Path, what: &str, done: impl Fn(&[Value]) -> bool) -> 
     }
 }
 
-fn events(r: &[Value]) -> Vec<String> {
+pub fn events(r: &[Value]) -> Vec<String> {
     r.iter()
         .map(|v| {
             v["event"]

@@ -4,6 +4,7 @@
 mod attach;
 mod audit;
 mod bad_input;
+#[cfg(target_os = "linux")]
 mod faults;
 mod fullscreen;
 mod harness;
