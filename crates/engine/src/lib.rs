@@ -39,7 +39,7 @@ mod wait;
 
 pub use error::Error;
 pub use scanner::Modes;
-pub use screen::{Frame, SCROLLBACK, Screen, ScreenView};
+pub use screen::{Color, Frame, Run, SCROLLBACK, Screen, ScreenView, StyledScreen};
 pub use session::{Session, SessionConfig, Signal, State};
 pub use transcript::{Offset, Slice, Transcript};
 pub use wait::{Echo, LineMatch, PatternWait, Settle, Settled};

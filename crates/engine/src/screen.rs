@@ -51,6 +51,49 @@ pub struct Frame {
     pub cursor: (u16, u16),
     /// Whether the program hid the cursor.
     pub hide_cursor: bool,
+    /// Whether a full-screen program holds the alternate screen.
+    pub alt_screen: bool,
+}
+
+/// A colour as the program set it.
+pub use vt100::Color;
+
+/// A stretch of a row in one style.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    /// The characters.
+    pub text: String,
+    /// Foreground colour.
+    pub fg: Color,
+    /// Background colour.
+    pub bg: Color,
+    /// [`Run::BOLD`], [`Run::ITALIC`], [`Run::UNDERLINE`], [`Run::INVERSE`].
+    pub flags: u8,
+}
+
+impl Run {
+    /// Bold (or bright).
+    pub const BOLD: u8 = 1;
+    /// Italic.
+    pub const ITALIC: u8 = 2;
+    /// Underlined.
+    pub const UNDERLINE: u8 = 4;
+    /// Foreground and background swapped.
+    pub const INVERSE: u8 = 8;
+}
+
+/// The screen with its colours and attributes, for a viewer that draws cells itself (the
+/// browser page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StyledScreen {
+    /// Each row as runs of one style (trailing default blanks dropped).
+    pub rows: Vec<Vec<Run>>,
+    /// Cursor row and column, 0-based.
+    pub cursor: (u16, u16),
+    /// Whether the program hid the cursor.
+    pub hide_cursor: bool,
+    /// Whether a full-screen program holds the alternate screen.
+    pub alt_screen: bool,
 }
 
 /// A VT emulator and how far into the transcript it has read.
@@ -136,6 +179,58 @@ impl Screen {
             rows: screen.rows_formatted(0, width).collect(),
             cursor: screen.cursor_position(),
             hide_cursor: screen.hide_cursor(),
+            alt_screen: screen.alternate_screen(),
+        }
+    }
+
+    /// The screen with its colours and attributes (see [`StyledScreen`]).
+    pub fn styled(&self) -> StyledScreen {
+        let screen = self.parser.screen();
+        let (rows, cols) = screen.size();
+        let rows = (0..rows.get())
+            .map(|r| {
+                let mut runs: Vec<Run> = Vec::new();
+                for c in 0..cols.get() {
+                    let Some(cell) = screen.cell(r, c) else { continue };
+                    if cell.is_wide_continuation() {
+                        continue;
+                    }
+                    let flags = [
+                        (cell.bold(), Run::BOLD),
+                        (cell.italic(), Run::ITALIC),
+                        (cell.underline(), Run::UNDERLINE),
+                        (cell.inverse(), Run::INVERSE),
+                    ]
+                    .into_iter()
+                    .filter(|(on, _)| *on)
+                    .fold(0, |flags, (_, flag)| flags | flag);
+                    let text = if cell.has_contents() { cell.contents() } else { " " };
+                    match runs.last_mut() {
+                        Some(run) if run.fg == cell.fgcolor() && run.bg == cell.bgcolor() && run.flags == flags => {
+                            run.text.push_str(text);
+                        }
+                        _ => runs.push(Run { text: text.to_string(), fg: cell.fgcolor(), bg: cell.bgcolor(), flags }),
+                    }
+                }
+                // Blanks at the end of a row in the default style are not content.
+                if let Some(last) = runs.last_mut()
+                    && last.bg == Color::Default
+                    && last.flags & Run::INVERSE == 0
+                {
+                    let kept = last.text.trim_end_matches(' ').len();
+                    last.text.truncate(kept);
+                    if last.text.is_empty() {
+                        runs.pop();
+                    }
+                }
+                runs
+            })
+            .collect();
+        StyledScreen {
+            rows,
+            cursor: screen.cursor_position(),
+            hide_cursor: screen.hide_cursor(),
+            alt_screen: screen.alternate_screen(),
         }
     }
 
@@ -202,6 +297,21 @@ mod tests {
         let s = screen_of(b"out\r\nuser@h:~$ ");
         assert_eq!(s.cursor_line(), "user@h:~$ ");
         assert_eq!(s.bottom_line(), "user@h:~$");
+    }
+
+    #[test]
+    fn styled_rows_keep_colours_and_attributes_in_runs() {
+        let mut screen = Screen::new(3, 20);
+        screen.parser.process(b"\x1b[1;31mred\x1b[0m plain \x1b[44mblue   \x1b[0m\r\n\x1b[7mX");
+        let styled = screen.styled();
+        let row = &styled.rows[0];
+        assert_eq!(row[0], Run { text: "red".into(), fg: Color::Idx(1), bg: Color::Default, flags: Run::BOLD });
+        assert_eq!(row[1].text, " plain ");
+        assert_eq!((row[2].text.as_str(), row[2].bg), ("blue   ", Color::Idx(4)));
+        assert_eq!(row.len(), 3, "default blanks at the end are dropped: {row:?}");
+        assert_eq!(styled.rows[1][0].flags, Run::INVERSE);
+        assert!(styled.rows[2].is_empty());
+        assert_eq!(styled.cursor, (1, 1));
     }
 
     #[test]

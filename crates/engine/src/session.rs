@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::prompt::{self, PromptKind};
 use crate::record::Recorder;
 use crate::scanner::{Event, Modes, Query, Scanner};
-use crate::screen::{Frame, Screen, ScreenView};
+use crate::screen::{Frame, Screen, ScreenView, StyledScreen};
 use crate::secret::{self, Secret};
 use crate::shell::{Cycle, ShellState, Typed};
 use crate::transcript::{Offset, Slice, Transcript};
@@ -351,6 +351,11 @@ impl Session {
     /// What a person sees now, with up to `scrollback_lines` lines from above the screen.
     pub fn screen(&self, scrollback_lines: usize) -> ScreenView {
         self.caught_up_screen().view(scrollback_lines)
+    }
+
+    /// The screen with its colours and attributes (see [`StyledScreen`]).
+    pub fn styled(&self) -> StyledScreen {
+        self.caught_up_screen().styled()
     }
 
     /// The screen as another terminal `width` columns wide redraws it (see [`Frame`]).

@@ -335,6 +335,19 @@ impl Session {
         }
     }
 
+    /// Waits until output has been quiet for `quiet` and the program is seen waiting for input
+    /// (where that can be seen: a local terminal), looking again every `quiet` while it is seen
+    /// busy, until `deadline`.
+    pub async fn wait_reading(&self, quiet: Duration, deadline: Instant) {
+        loop {
+            self.wait_quiet(quiet, deadline).await;
+            if Instant::now() >= deadline || self.foreground() != Some(Foreground::Busy) {
+                return;
+            }
+            tokio::time::sleep_until((Instant::now() + quiet).min(deadline)).await;
+        }
+    }
+
     /// Waits for an integrated shell's first prompt (its first B mark), however long its startup
     /// files take, until `deadline`; returns whether it came. A recognised prompt that stays
     /// quiet for `unmarked` without a mark ends the wait early (the startup files replaced the

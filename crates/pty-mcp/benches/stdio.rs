@@ -22,8 +22,9 @@ const FLOOD_BYTES: u64 = 100_000_000;
 async fn main() -> anyhow::Result<()> {
     let quick = std::env::var_os("BENCH_QUICK").is_some();
     let sshd = TestSshd::start().await;
+    let control = tempfile::tempdir()?;
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pty-mcp"));
-    cmd.arg("serve");
+    cmd.arg("serve").env("PTY_MCP_CONTROL_DIR", control.path());
     if let Some(sshd) = &sshd {
         cmd.env("HOME", sshd.dir.path())
             .env("PTY_MCP_SSH_CONFIG", sshd.dir.path().join("ssh_config"))
@@ -82,6 +83,8 @@ async fn main() -> anyhow::Result<()> {
         100.0 * bare.as_secs_f64() / flood.as_secs_f64()
     );
     println!("server peak RSS (VmHWM): {:.1} MiB", peak_rss_kib(pid) as f64 / 1024.0);
+
+    viewer_figures(&peer, control.path(), pid, if quick { 20 } else { 100 }, bare).await?;
 
     screen_cost(&peer, if quick { 50 } else { 500 }).await?;
     serial_round_trip(&peer, if quick { 20 } else { 100 }).await?;
@@ -545,6 +548,102 @@ async fn persistent_figures(peer: &Peer<RoleClient>, direct: &str, rounds: usize
     for session in [&id, &local] {
         call(peer, "close_session", json!({"session_id": session})).await?;
     }
+    Ok(())
+}
+
+/// A viewer on the control socket (`attach` with a 40×120 terminal, or the page's `watch`),
+/// its first answer read; the rest of its stream is returned.
+async fn viewer(control: &std::path::Path, pid: u32, request: Value) -> anyhow::Result<tokio::net::UnixStream> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")?;
+    let host: String =
+        host.trim().chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')).take(32).collect();
+    let mut stream = tokio::net::UnixStream::connect(control.join(format!("{host}-{pid}.sock"))).await?;
+    stream.write_all(format!("{request}\n").as_bytes()).await?;
+    let mut first = Vec::new();
+    let mut reader = tokio::io::BufReader::new(&mut stream);
+    reader.read_until(b'\n', &mut first).await?;
+    anyhow::ensure!(!String::from_utf8_lossy(&first).contains("error"), "{}", String::from_utf8_lossy(&first));
+    anyhow::ensure!(reader.buffer().is_empty(), "the viewer's stream began before its answer was read");
+    Ok(stream)
+}
+
+/// Reads `stream` until `needle` appears (the viewer's screen shows it).
+async fn read_until_seen(stream: &mut tokio::net::UnixStream, needle: &[u8], seen: &mut Vec<u8>) -> anyhow::Result<()> {
+    let mut buf = vec![0u8; 64 << 10];
+    while !seen.windows(needle.len()).any(|w| w == needle) {
+        let n = stream.read(&mut buf).await?;
+        anyhow::ensure!(n > 0, "the viewer's stream ended");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    seen.clear();
+    Ok(())
+}
+
+/// The operator's view: from the program's output to the bytes that draw it on an attached
+/// terminal and in the page's frame; and a flood with a viewer attached, against a bare PTY.
+async fn viewer_figures(
+    peer: &Peer<RoleClient>,
+    control: &std::path::Path,
+    pid: u32,
+    rounds: usize,
+    bare: Duration,
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let fifo = dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap())?;
+    // SAFETY: mkfifo reads a valid C string.
+    anyhow::ensure!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) } == 0, "mkfifo failed");
+    let mut writer = std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NONBLOCK).open(&fifo)?;
+    let id = session(peer, &format!("cat {}", fifo.display()), false).await?;
+    for (what, request) in [
+        ("attach", json!({"op": "attach", "session_id": id, "rows": 40, "cols": 120})),
+        ("page (watch frames)", json!({"op": "watch", "session_id": id})),
+    ] {
+        let mut stream = viewer(control, pid, request).await?;
+        let mut seen = Vec::new();
+        let mut out = Vec::new();
+        for i in 0..rounds {
+            // Apart, as a person's commands are (frames come at most every few ms in a flood).
+            tokio::time::sleep(Duration::from_millis(25)).await;
+            let mark = format!("SHOWN-{i}-{what}");
+            let t = Instant::now();
+            writer.write_all(format!("{mark}\n").as_bytes())?;
+            read_until_seen(&mut stream, mark.as_bytes(), &mut seen).await?;
+            out.push(t.elapsed());
+        }
+        report(&format!("program output -> operator's {what}"), &mut out);
+    }
+    // A flood in a session a viewer watches (it reads as fast as it can; frames skip ahead).
+    let flood_id = session(peer, "bash --norc --noprofile", true).await?;
+    let mut stream =
+        viewer(control, pid, json!({"op": "attach", "session_id": flood_id, "rows": 40, "cols": 120})).await?;
+    let drain = tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 << 10];
+        let mut total = 0u64;
+        while let Ok(n) = stream.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+        }
+        total
+    });
+    let t = Instant::now();
+    let r = call(
+        peer,
+        "send_input",
+        json!({"session_id": flood_id, "input": format!("{FLOOD}; echo FLOOD-DONE"), "wait_for": "^FLOOD-DONE", "wait_for_timeout": 600}),
+    )
+    .await?;
+    let watched = t.elapsed();
+    anyhow::ensure!(r["matched"] == true, "flood did not finish: {r}");
+    drain.abort();
+    println!(
+        "flood of {:.0} MB in a session a viewer watches: {:.0}% of a bare PTY",
+        FLOOD_BYTES as f64 / 1e6,
+        100.0 * bare.as_secs_f64() / watched.as_secs_f64()
+    );
     Ok(())
 }
 

@@ -144,7 +144,8 @@ impl OperatorAudit {
         }
     }
 
-    fn flush(&mut self) {
+    /// Records what was typed since the last line end, if anything.
+    pub fn flush(&mut self) {
         if let (Some(a), Some(subject)) = (&self.audit.0, &self.subject)
             && !self.line.is_empty()
         {

@@ -72,6 +72,15 @@ enum Command {
         #[arg(long)]
         resize: bool,
     },
+    /// Every session of every server in the browser, live (127.0.0.1, a token in the URL).
+    Watch {
+        /// Print the URL but do not open a browser.
+        #[arg(long)]
+        no_open: bool,
+        /// Port on 127.0.0.1 (default: any free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
     /// The audit log: configuration, the collector, verification.
     Audit {
         #[command(subcommand)]
@@ -150,6 +159,7 @@ fn main() -> ExitCode {
         Some(Command::Demo) => runtime.block_on(demo::run()),
         Some(Command::Audit { action }) => runtime.block_on(audit_command(action)),
         Some(Command::Ls { json }) => runtime.block_on(control::ls::run(json)),
+        Some(Command::Watch { no_open, port }) => runtime.block_on(control::watch::run(port, no_open)),
         Some(Command::Attach { session, write, resize }) => {
             runtime.block_on(control::attach::run(session, write, resize))
         }

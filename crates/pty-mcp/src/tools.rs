@@ -887,8 +887,9 @@ pub async fn send_control(manager: &SessionManager, p: SendControlParams) -> Res
         // An interrupt that reaches a shell still finishing its prompt, before its line editor
         // reads, goes astray: bash shows `^C` but acts on it only at the next key, which it
         // drops (the agent's next command lost its first letter); fish skips its next command's
-        // start mark. Let the shell settle into its editor first.
-        session.wait_quiet(Settle::CONFIRM, deadline).await;
+        // start mark. Let the shell settle into its editor first (a shell still busy, on a
+        // loaded machine, is given up to a second).
+        session.wait_reading(Settle::CONFIRM, deadline.min(Instant::now() + Duration::from_secs(1))).await;
     }
     let start = session.write(&bytes, Instant::now() + WRITE_DEADLINE).await?;
     let settled = session.settle(Settle::after_keys(start, DEFAULT_SETTLE), deadline).await;

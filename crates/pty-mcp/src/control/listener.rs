@@ -11,7 +11,7 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::time::Instant;
 
 use super::protocol::{Attached, Request, ServerRow, SessionRow, ViewerMessage};
-use super::render::View;
+use super::render::{View, styled_frame};
 use crate::audit::{Audit, OperatorAudit};
 use crate::manager::{Entry, SessionManager};
 use crate::tools::rfc3339;
@@ -24,6 +24,8 @@ const VIEWER_WRITE_WAIT: Duration = Duration::from_secs(10);
 /// Frames are drawn at most this often during a flood (each shows the newest screen, so a
 /// viewer skips what it had no time to show).
 const FRAME: Duration = Duration::from_millis(8);
+/// The browser page gets a frame at most this often.
+const WATCH_FRAME: Duration = Duration::from_millis(20);
 /// How long the operator's keys may wait to be written.
 const INPUT_WAIT: Duration = Duration::from_secs(5);
 
@@ -105,22 +107,77 @@ async fn serve(
             let _ = send_line(&mut write, &row).await;
         }
         Ok(Request::Attach { session_id, write: can_write, resize, rows, cols }) => {
-            let Some(entry) = manager.peek(&session_id) else {
-                let error = Some(format!("this server has no session {session_id}"));
-                let _ = send_line(&mut write, &Attached { error, target: String::new() }).await;
-                return;
-            };
-            if send_line(&mut write, &Attached { error: None, target: entry.target.clone() }).await.is_ok() {
-                let mut audit = OperatorAudit::new(&audit, &entry, &login_name());
-                audit.event("operator_attached", serde_json::json!({"write": can_write, "resize": resize}));
-                entry.viewers.join();
-                view(&entry, lines, write, Viewer { can_write, resize, rows, cols }, &mut audit).await;
-                entry.viewers.leave();
-                audit.event("operator_detached", serde_json::json!({}));
+            let Some(entry) = found(&manager, &session_id, &mut write).await else { return };
+            let mut audit = OperatorAudit::new(&audit, &entry, &login_name());
+            audit.event("operator_attached", serde_json::json!({"write": can_write, "resize": resize}));
+            entry.viewers.join();
+            view(&entry, lines, write, Viewer { can_write, resize, rows, cols }, &mut audit).await;
+            entry.viewers.leave();
+            audit.event("operator_detached", serde_json::json!({}));
+        }
+        Ok(Request::Watch { session_id }) => {
+            let Some(entry) = found(&manager, &session_id, &mut write).await else { return };
+            entry.viewers.join();
+            watch(&entry, lines, write).await;
+            entry.viewers.leave();
+        }
+        Ok(Request::Input { session_id, keys }) => {
+            let Some(entry) = found(&manager, &session_id, &mut write).await else { return };
+            let mut audit = OperatorAudit::new(&audit, &entry, &login_name());
+            entry.viewers.typed(&keys);
+            audit.typed(&keys);
+            audit.flush();
+            if let Err(e) = entry.session.write(&keys, Instant::now() + INPUT_WAIT).await {
+                tracing::warn!("operator input to {session_id} not written: {e}");
             }
         }
         Err(e) => {
             let _ = send_line(&mut write, &serde_json::json!({ "error": format!("bad request: {e}") })).await;
+        }
+    }
+}
+
+/// The session asked for, after saying so to the client (or that there is none).
+async fn found(manager: &SessionManager, id: &str, write: &mut OwnedWriteHalf) -> Option<Arc<Entry>> {
+    let entry = manager.peek(id);
+    let answer = match &entry {
+        Some(e) => Attached { error: None, target: e.target.clone() },
+        None => Attached { error: Some(format!("this server has no session {id}")), target: String::new() },
+    };
+    send_line(write, &answer).await.ok()?;
+    entry
+}
+
+/// Sends the session's styled screen whenever it changes, until it ends or the page leaves.
+async fn watch(entry: &Entry, mut lines: tokio::io::Lines<BufReader<OwnedReadHalf>>, mut out: OwnedWriteHalf) {
+    let session = &entry.session;
+    let mut signal = session.subscribe();
+    let mut last = String::new();
+    loop {
+        signal.borrow_and_update();
+        let alive = session.is_alive();
+        let (state, _) = session.state();
+        let frame = styled_frame(session.styled(), state.as_str(), !alive);
+        let Ok(mut line) = serde_json::to_string(&frame) else { return };
+        line.push('\n');
+        let drawn = Instant::now();
+        if line != last {
+            match tokio::time::timeout(VIEWER_WRITE_WAIT, out.write_all(line.as_bytes())).await {
+                Ok(Ok(())) => last = line,
+                _ => return,
+            }
+        }
+        if !alive {
+            return;
+        }
+        tokio::select! {
+            changed = signal.changed() => {
+                if changed.is_ok() {
+                    tokio::time::sleep_until(drawn + WATCH_FRAME).await;
+                }
+            }
+            // The page left (or sent something it should not).
+            _ = lines.next_line() => return,
         }
     }
 }

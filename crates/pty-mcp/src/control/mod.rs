@@ -10,6 +10,7 @@ pub mod ls;
 pub mod protocol;
 mod render;
 mod viewers;
+pub mod watch;
 
 use std::path::PathBuf;
 

@@ -22,6 +22,28 @@ pub enum Request {
         rows: u16,
         cols: u16,
     },
+    /// The session's screen with colours, as [`StyledFrame`] lines whenever it changes, after
+    /// one [`Attached`] line (the browser page).
+    Watch { session_id: String },
+    /// Keys an operator typed (the page's take-over): one [`Attached`] line back.
+    Input { session_id: String, keys: Vec<u8> },
+}
+
+/// A stretch of a row in one style: (text, foreground, background, flags).
+pub type StyledRun = (String, Option<String>, Option<String>, u8);
+
+/// The screen for a viewer that draws cells itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StyledFrame {
+    /// Each row as runs: (text, foreground, background, flags), colours as CSS `#rrggbb` (None:
+    /// the default), flags 1 bold, 2 italic, 4 underline, 8 inverse.
+    pub rows: Vec<Vec<StyledRun>>,
+    /// Cursor row and column, 0-based.
+    pub cursor: (u16, u16),
+    pub hide_cursor: bool,
+    pub state: String,
+    /// The session ended: this is its last screen.
+    pub ended: bool,
 }
 
 /// A server and its sessions.

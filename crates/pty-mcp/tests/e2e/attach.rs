@@ -40,6 +40,12 @@ struct Tmux {
     _client: tokio::process::Child,
 }
 
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.tmux(&["kill-server"]);
+    }
+}
+
 impl Tmux {
     async fn start(command: &str, control: &Path, rows: u16, cols: u16) -> Tmux {
         let dir = tempfile::tempdir().unwrap();
@@ -281,4 +287,39 @@ async fn ls_lists_detached_persistent_sessions_too() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!((rows[0]["session_id"].as_str(), rows[0]["type"].as_str()), (Some(id.as_str()), Some("persistent")));
     assert!(rows[0]["server_pid"].is_null(), "{rows:?}");
+}
+
+/// Another user on the machine reaches nothing: the directory and socket are private, and
+/// even with both opened up (an administrator's mistake) the server answers no peer of another
+/// uid.
+#[tokio::test]
+async fn another_user_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 || !Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("SKIPPED: needs root and setpriv to act as another user");
+        return;
+    }
+    let control = tempfile::tempdir().unwrap();
+    let s = server(control.path()).await;
+    bash(&s).await;
+    let socket = control.path().join(format!("{}-{}.sock", ai_tmux_host(), s.pid));
+    let as_nobody = || {
+        let script = format!(
+            "import socket; s = socket.socket(socket.AF_UNIX); s.connect('{}'); s.sendall(b'{{\"op\":\"list\"}}\\n'); \
+             print(repr(s.recv(65536)))",
+            socket.display()
+        );
+        std::process::Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3", "-c", &script])
+            .output()
+            .unwrap()
+    };
+    let out = as_nobody();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("Permission denied"));
+    std::fs::set_permissions(control.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = as_nobody();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(!said.contains("session"), "another user was answered: {said}");
 }

@@ -21,3 +21,4 @@ mod shell;
 mod soak;
 mod ssh;
 mod startup;
+mod watch;
