@@ -554,17 +554,18 @@ async fn persistent_figures(peer: &Peer<RoleClient>, direct: &str, rounds: usize
 /// A viewer on the control socket (`attach` with a 40×120 terminal, or the page's `watch`),
 /// its first answer read; the rest of its stream is returned.
 async fn viewer(control: &std::path::Path, pid: u32, request: Value) -> anyhow::Result<tokio::net::UnixStream> {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")?;
     let host: String =
         host.trim().chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')).take(32).collect();
     let mut stream = tokio::net::UnixStream::connect(control.join(format!("{host}-{pid}.sock"))).await?;
     stream.write_all(format!("{request}\n").as_bytes()).await?;
+    // The answer line, a byte at a time: the drawing follows it at once.
     let mut first = Vec::new();
-    let mut reader = tokio::io::BufReader::new(&mut stream);
-    reader.read_until(b'\n', &mut first).await?;
+    while first.last() != Some(&b'\n') {
+        first.push(stream.read_u8().await?);
+    }
     anyhow::ensure!(!String::from_utf8_lossy(&first).contains("error"), "{}", String::from_utf8_lossy(&first));
-    anyhow::ensure!(reader.buffer().is_empty(), "the viewer's stream began before its answer was read");
     Ok(stream)
 }
 
