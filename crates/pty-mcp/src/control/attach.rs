@@ -4,9 +4,9 @@
 use std::io::Write as _;
 use std::os::fd::AsRawFd;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
-use super::protocol::{Attached, Request, ViewerMessage};
+use super::protocol::{Attached, Request, ViewerMessage, write_line};
 
 /// ctrl+]: leaves the session (as telnet's escape).
 const DETACH: u8 = 0x1d;
@@ -33,7 +33,7 @@ pub async fn run(session: Option<String>, write: bool, resize: bool) -> anyhow::
     let (read, mut out) = stream.into_split();
     let (rows, cols) = terminal_size();
     let request = Request::Attach { session_id: id.clone(), write, resize, rows, cols };
-    send(&mut out, &request).await?;
+    write_line(&mut out, &request).await?;
     let mut from_server = BufReader::new(read);
     let mut first = String::new();
     from_server.read_line(&mut first).await?;
@@ -70,13 +70,6 @@ fn choose(live: &[(u32, super::protocol::SessionRow)]) -> anyhow::Result<(u32, S
     }
 }
 
-async fn send(out: &mut tokio::net::unix::OwnedWriteHalf, value: &impl serde::Serialize) -> anyhow::Result<()> {
-    let mut line = serde_json::to_vec(value)?;
-    line.push(b'\n');
-    out.write_all(&line).await?;
-    Ok(())
-}
-
 /// Copies the server's drawing to the terminal and the operator's keys to the server. Returns
 /// true when the session ended, false when the operator detached.
 async fn follow(
@@ -107,14 +100,14 @@ async fn follow(
                 }
                 let (typed, detach) = split_detach(&keys[..n], &mut in_paste);
                 if write && !typed.is_empty() {
-                    send(out, &ViewerMessage { input: Some(typed.to_vec()), size: None }).await?;
+                    write_line(out, &ViewerMessage { input: Some(typed.to_vec()), size: None }).await?;
                 }
                 if detach {
                     return Ok(false);
                 }
             }
             _ = winch.recv() => {
-                send(out, &ViewerMessage { input: None, size: Some(terminal_size()) }).await?;
+                write_line(out, &ViewerMessage { input: None, size: Some(terminal_size()) }).await?;
             }
         }
     }

@@ -10,7 +10,7 @@ use tokio::net::UnixListener;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::time::Instant;
 
-use super::protocol::{Attached, Request, ServerRow, SessionRow, ViewerMessage};
+use super::protocol::{Attached, Request, ServerRow, SessionRow, ViewerMessage, write_line};
 use super::render::{View, styled_frame};
 use crate::audit::{Audit, OperatorAudit};
 use crate::manager::{Entry, SessionManager};
@@ -104,7 +104,7 @@ async fn serve(
     match serde_json::from_str::<Request>(&line) {
         Ok(Request::List) => {
             let row = server_row(&manager, &info);
-            let _ = send_line(&mut write, &row).await;
+            let _ = write_line(&mut write, &row).await;
         }
         Ok(Request::Attach { session_id, write: can_write, resize, rows, cols }) => {
             let Some(entry) = found(&manager, &session_id, &mut write).await else { return };
@@ -132,7 +132,7 @@ async fn serve(
             }
         }
         Err(e) => {
-            let _ = send_line(&mut write, &serde_json::json!({ "error": format!("bad request: {e}") })).await;
+            let _ = write_line(&mut write, &serde_json::json!({ "error": format!("bad request: {e}") })).await;
         }
     }
 }
@@ -144,7 +144,7 @@ async fn found(manager: &SessionManager, id: &str, write: &mut OwnedWriteHalf) -
         Some(e) => Attached { error: None, target: e.target.clone() },
         None => Attached { error: Some(format!("this server has no session {id}")), target: String::new() },
     };
-    send_line(write, &answer).await.ok()?;
+    write_line(write, &answer).await.ok()?;
     entry
 }
 
@@ -180,12 +180,6 @@ async fn watch(entry: &Entry, mut lines: tokio::io::Lines<BufReader<OwnedReadHal
             _ = lines.next_line() => return,
         }
     }
-}
-
-async fn send_line(write: &mut OwnedWriteHalf, value: &impl serde::Serialize) -> std::io::Result<()> {
-    let mut line = serde_json::to_vec(value).map_err(std::io::Error::other)?;
-    line.push(b'\n');
-    write.write_all(&line).await
 }
 
 fn server_row(manager: &SessionManager, info: &ServerInfo) -> ServerRow {

@@ -3,9 +3,9 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::protocol::{Request, ServerRow, SessionRow};
+use super::protocol::{Request, ServerRow, SessionRow, write_line};
 
 /// How long a server may take to answer.
 const ANSWER_WAIT: Duration = Duration::from_secs(3);
@@ -30,9 +30,7 @@ pub async fn servers() -> Vec<ServerRow> {
 async fn query(path: &Path) -> anyhow::Result<ServerRow> {
     let stream = tokio::time::timeout(ANSWER_WAIT, ai_tmux::paths::connect_checked(path)).await??;
     let (read, mut write) = stream.into_split();
-    let mut request = serde_json::to_vec(&Request::List)?;
-    request.push(b'\n');
-    write.write_all(&request).await?;
+    write_line(&mut write, &Request::List).await?;
     let mut lines = BufReader::new(read).lines();
     let line = tokio::time::timeout(ANSWER_WAIT, lines.next_line()).await??;
     Ok(serde_json::from_str(&line.ok_or_else(|| anyhow::anyhow!("no answer"))?)?)

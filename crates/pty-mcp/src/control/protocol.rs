@@ -1,6 +1,7 @@
 //! The control socket's messages (see `docs/control-protocol.md`): one JSON line per message.
 
 use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 /// What a client asks for, as the first line it sends.
 #[derive(Debug, Serialize, Deserialize)]
@@ -92,4 +93,14 @@ pub struct ViewerMessage {
     /// The viewer's terminal changed size: (rows, columns).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<(u16, u16)>,
+}
+
+/// Writes `value` as one line.
+///
+/// # Errors
+/// The write's.
+pub async fn write_line(out: &mut (impl AsyncWrite + Unpin), value: &impl Serialize) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    out.write_all(&line).await
 }

@@ -12,9 +12,9 @@ use axum::http::{StatusCode, Uri, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::protocol::{Attached, Request};
+use super::protocol::{Attached, Request, write_line};
 
 const PAGE: &str = include_str!("page.html");
 
@@ -102,9 +102,7 @@ async fn ask(
 ) -> anyhow::Result<(tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>, tokio::net::unix::OwnedWriteHalf)> {
     let stream = ai_tmux::paths::connect_checked(&super::socket_of(pid)).await?;
     let (read, mut write) = stream.into_split();
-    let mut line = serde_json::to_vec(request)?;
-    line.push(b'\n');
-    write.write_all(&line).await?;
+    write_line(&mut write, request).await?;
     let mut lines = BufReader::new(read).lines();
     let first = lines.next_line().await?.ok_or_else(|| anyhow::anyhow!("the server closed the connection"))?;
     let answer: Attached = serde_json::from_str(&first)?;
