@@ -246,7 +246,11 @@ async fn bare_pty_flood() -> anyhow::Result<Duration> {
 }
 
 async fn server_flood(peer: &Peer<RoleClient>) -> anyhow::Result<Duration> {
-    let id = session(peer, "bash --norc --noprofile", true).await?;
+    flood_in(peer, &session(peer, "bash --norc --noprofile", true).await?).await
+}
+
+/// The flood through session `id`: how long until its end came back.
+async fn flood_in(peer: &Peer<RoleClient>, id: &str) -> anyhow::Result<Duration> {
     let t = Instant::now();
     let r = call(
         peer,
@@ -555,9 +559,7 @@ async fn persistent_figures(peer: &Peer<RoleClient>, direct: &str, rounds: usize
 /// its first answer read; the rest of its stream is returned.
 async fn viewer(control: &std::path::Path, pid: u32, request: Value) -> anyhow::Result<tokio::net::UnixStream> {
     use tokio::io::AsyncWriteExt;
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")?;
-    let host: String =
-        host.trim().chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')).take(32).collect();
+    let host = ai_tmux::paths::host_name();
     let mut stream = tokio::net::UnixStream::connect(control.join(format!("{host}-{pid}.sock"))).await?;
     stream.write_all(format!("{request}\n").as_bytes()).await?;
     // The answer line, a byte at a time: the drawing follows it at once.
@@ -630,15 +632,7 @@ async fn viewer_figures(
         }
         total
     });
-    let t = Instant::now();
-    let r = call(
-        peer,
-        "send_input",
-        json!({"session_id": flood_id, "input": format!("{FLOOD}; echo FLOOD-DONE"), "wait_for": "^FLOOD-DONE", "wait_for_timeout": 600}),
-    )
-    .await?;
-    let watched = t.elapsed();
-    anyhow::ensure!(r["matched"] == true, "flood did not finish: {r}");
+    let watched = flood_in(peer, &flood_id).await?;
     drain.abort();
     println!(
         "flood of {:.0} MB in a session a viewer watches: {:.0}% of a bare PTY",

@@ -162,10 +162,10 @@ async fn watch(entry: &Entry, mut lines: tokio::io::Lines<BufReader<OwnedReadHal
         line.push('\n');
         let drawn = Instant::now();
         if line != last {
-            match tokio::time::timeout(VIEWER_WRITE_WAIT, out.write_all(line.as_bytes())).await {
-                Ok(Ok(())) => last = line,
-                _ => return,
+            if !send_frame(&mut out, &line).await {
+                return;
             }
+            last = line;
         }
         if !alive {
             return;
@@ -243,11 +243,8 @@ async fn view(
         };
         let frame = view.draw(&session.frame(view.cols), &status);
         let drawn = Instant::now();
-        if !frame.is_empty() {
-            match tokio::time::timeout(VIEWER_WRITE_WAIT, out.write_all(frame.as_bytes())).await {
-                Ok(Ok(())) => {}
-                _ => return,
-            }
+        if !frame.is_empty() && !send_frame(&mut out, &frame).await {
+            return;
         }
         if !alive {
             return;
@@ -277,4 +274,10 @@ async fn view(
             }
         }
     }
+}
+
+/// Sends a frame to a viewer; false when the viewer is gone or stuck for [`VIEWER_WRITE_WAIT`]
+/// (then it is dropped: only its own task ever waits on it).
+async fn send_frame(out: &mut OwnedWriteHalf, frame: &str) -> bool {
+    matches!(tokio::time::timeout(VIEWER_WRITE_WAIT, out.write_all(frame.as_bytes())).await, Ok(Ok(())))
 }

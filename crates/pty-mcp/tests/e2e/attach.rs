@@ -141,7 +141,8 @@ async fn a_read_only_viewer_sees_the_agent_work_and_cannot_type() {
     let s = server(control.path()).await;
     let id = bash(&s).await;
     s.input(&id, "echo agent-was-here").await;
-    let mut t = Tmux::start(&format!("{} attach {id}", binary()), control.path(), 30, 100).await;
+    // (Taller than the session's 40 rows: a smaller one crops, see render.rs's tests.)
+    let mut t = Tmux::start(&format!("{} attach {id}", binary()), control.path(), 45, 130).await;
     t.until("the agent's output and the status line", |sc| {
         sc.contains("agent-was-here") && sc.contains("read-only") && sc.contains(&id)
     })
@@ -213,7 +214,7 @@ async fn two_viewers_and_a_session_that_ends() {
 async fn a_crashed_servers_socket_is_cleaned_up() {
     let control = tempfile::tempdir().unwrap();
     std::fs::set_permissions(control.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let host = ai_tmux_host();
+    let host = ai_tmux::paths::host_name();
     let stale = control.path().join(format!("{host}-999999.sock"));
     drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
     assert!(stale.exists());
@@ -233,12 +234,6 @@ async fn a_crashed_servers_socket_is_cleaned_up() {
         .output()
         .unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no live session"));
-}
-
-/// The host name as the sockets carry it.
-fn ai_tmux_host() -> String {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    name.trim().chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')).take(32).collect()
 }
 
 /// What an operator does is audited under the operator's name, not the agent's: attaching, each
@@ -303,7 +298,7 @@ async fn another_user_is_refused() {
     let control = tempfile::tempdir().unwrap();
     let s = server(control.path()).await;
     bash(&s).await;
-    let socket = control.path().join(format!("{}-{}.sock", ai_tmux_host(), s.pid));
+    let socket = control.path().join(format!("{}-{}.sock", ai_tmux::paths::host_name(), s.pid));
     let as_nobody = || {
         let script = format!(
             "import socket; s = socket.socket(socket.AF_UNIX); s.connect('{}'); s.sendall(b'{{\"op\":\"list\"}}\\n'); \
