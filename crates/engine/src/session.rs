@@ -20,7 +20,7 @@ use crate::screen::{Frame, Screen, ScreenView, StyledScreen};
 use crate::secret::{self, Secret};
 use crate::shell::{Cycle, ShellState, Typed};
 use crate::transcript::{Offset, Slice, Transcript};
-use crate::transport::{Connection, Control, Exit, Exited, Foreground, Reader, Writer};
+use crate::transport::{Connection, Control, Exit, Exited, Foreground, Reader, Reads, Writer};
 
 /// How long output may keep arriving after the program exited (from its children still holding
 /// the terminal) before the session is declared ended.
@@ -119,6 +119,9 @@ pub(crate) struct Shared {
     last_input: Mutex<Option<Offset>>,
     /// When output last arrived.
     pub(crate) last_output: Mutex<Option<Instant>>,
+    /// The transcript end when input the program must read was last written, and how much the
+    /// foreground program had read just before (see [`Session::unread_input`]).
+    reads_before_input: Mutex<Option<(Offset, Reads)>>,
     /// The transport set the shell up for integration marks.
     integration: bool,
 }
@@ -159,6 +162,7 @@ impl Session {
             masks: Mutex::new(Vec::new()),
             last_input: Mutex::new(None),
             last_output: Mutex::new(None),
+            reads_before_input: Mutex::new(None),
             integration: conn.shell_token.is_some(),
         });
         let writer = Arc::new(tokio::sync::Mutex::new(conn.writer));
@@ -252,6 +256,7 @@ impl Session {
             }
             writer.flush().await
         };
+        *lock(&self.shared.reads_before_input) = self.reads_before(parts).map(|reads| (start, reads));
         let written = tokio::time::timeout_at(deadline, write).await;
         // Even a failed write may have typed part of the input.
         *lock(&self.shared.last_input) = Some(start);
@@ -261,6 +266,29 @@ impl Session {
             Ok(Err(e)) => Err(Error::Io(e)),
             Err(_) => Err(Error::WriteTimedOut),
         }
+    }
+
+    /// How much the foreground program has read, taken just before writing `parts` when the
+    /// program must read them to act on them: not when they hold a key the terminal itself acts
+    /// on (ctrl+c, ctrl+z, ctrl+\, ctrl+s, ctrl+q), nor an unfinished line the kernel holds
+    /// back in line mode.
+    fn reads_before(&self, parts: &[&[u8]]) -> Option<Reads> {
+        const TERMINAL_KEYS: [u8; 5] = [0x03, 0x1a, 0x1c, 0x13, 0x11];
+        let bytes = || parts.iter().flat_map(|p| p.iter());
+        if bytes().any(|b| TERMINAL_KEYS.contains(b)) {
+            return None;
+        }
+        let reads = self.control.reads()?;
+        let held = self.control.canonical() == Some(true) && !bytes().any(|b| matches!(b, b'\r' | b'\n' | 0x04));
+        (!held).then_some(reads)
+    }
+
+    /// Whether the input written when the transcript ended at `from` is still unread: the
+    /// foreground program has made no read since (where the transport can tell; see
+    /// [`Control::reads`]). Whatever quiet follows such input is not its answer.
+    pub fn unread_input(&self, from: Offset) -> bool {
+        let before = *lock(&self.shared.reads_before_input);
+        before.is_some_and(|(at, reads)| at == from && self.control.reads() == Some(reads))
     }
 
     /// The transcript's end: the offset the next output byte will have.

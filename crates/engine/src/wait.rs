@@ -220,6 +220,7 @@ impl Session {
                     && !shell_prompt_only
                     && self.prompt().is_some()
                     && !(running && self.foreground() == Some(Foreground::Busy))
+                    && (opts.return_on_pause || !self.unread_input(opts.from))
                 {
                     return Settled::Prompt;
                 }
@@ -231,10 +232,15 @@ impl Session {
                 // taken yet, and no silence answers it: it is a slow link's round trip, or a
                 // shell not yet scheduled on a loaded machine (which still shows as reading the
                 // terminal). Only output (its echo, its marks) moves this on.
+                //
+                // Nor does silence answer input the program has not read at all (keys on a
+                // machine so loaded that they wait in the kernel's buffers while the program
+                // still shows as waiting for input): it is looked at again each quiet period.
                 let untaken = integrated && !running && !new_line && opts.command.is_some();
+                let unread = !untaken && !opts.return_on_pause && self.unread_input(opts.from);
                 let foreground = if untaken { None } else { self.foreground() };
                 let idle = match foreground {
-                    _ if untaken => false,
+                    _ if untaken || unread => false,
                     Some(Foreground::ReadingTerminal) => true,
                     Some(Foreground::Polling) => !running,
                     Some(Foreground::Busy) => false,
@@ -247,7 +253,7 @@ impl Session {
                 if opts.return_on_pause && !untaken {
                     return Settled::Paused;
                 }
-                recheck = (!running && foreground.is_some()).then(|| now + opts.quiet);
+                recheck = ((!running && foreground.is_some()) || unread).then(|| now + opts.quiet);
             }
             if now >= deadline {
                 return Settled::TimedOut;
@@ -558,6 +564,28 @@ mod tests {
         let answer = format!("echo hi\r\n\x1b]133;C;k={TOKEN}\x07hi\r\n\x1b]133;D;0;k={TOKEN}\x07{prompt}");
         p.io.write_all(answer.as_bytes()).await.unwrap();
         assert_eq!(settle.await, Settled::Shell);
+    }
+
+    #[tokio::test]
+    async fn keys_the_program_has_not_read_are_not_answered_by_quiet() {
+        // A pager seen polling the terminal while a loaded machine keeps its key in the
+        // kernel's buffers: silence is no answer until the program has read.
+        let (s, mut p) = crate::testutil::fake_session_counting(1 << 16, Some(Foreground::Polling));
+        let start = s.write(b"q", Instant::now() + LONG).await.unwrap();
+        let settle = s.settle(Settle::after_keys(start, Duration::from_millis(100)), Instant::now() + LONG);
+        tokio::pin!(settle);
+        tokio::select! {
+            settled = &mut settle => panic!("answered {settled:?} before the program read the key"),
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        let mut key = [0u8; 1];
+        p.io.read_exact(&mut key).await.unwrap();
+        p.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(settle.await, Settled::Quiet);
+        // Keys the terminal acts on itself (an interrupt) are never read by the program.
+        let start = s.write(b"\x03", Instant::now() + LONG).await.unwrap();
+        let settled = s.settle(Settle::after_keys(start, Duration::from_millis(100)), Instant::now() + LONG).await;
+        assert_eq!(settled, Settled::Quiet);
     }
 
     #[tokio::test]

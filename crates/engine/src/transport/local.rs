@@ -6,7 +6,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{Connection, Control, Exit, Foreground};
+use super::{Connection, Control, Exit, Foreground, Reads};
 use crate::error::Error;
 use crate::shell;
 
@@ -190,6 +190,23 @@ impl Control for LocalControl {
         Some(seen)
     }
 
+    /// From `/proc/<pid>/io` (Linux): the read calls of the foreground group's leader, or of
+    /// its other members while the leader waits for them (as in [`Control::foreground`]).
+    fn reads(&self) -> Option<Reads> {
+        // SAFETY: tcgetpgrp only reads the terminal's foreground process group.
+        let group = unsafe { libc::tcgetpgrp(self.master.as_raw_fd()) };
+        if group <= 0 {
+            return None;
+        }
+        let mut calls = read_calls(group)?;
+        if wchan_of(group).as_deref() == Some("do_wait") {
+            let members =
+                processes().filter(|&pid| pid != group && state_and_group(pid).is_some_and(|(_, g)| g == group));
+            calls += members.filter_map(read_calls).sum::<u64>();
+        }
+        Some(Reads { group, calls })
+    }
+
     fn terminate(&self) {
         // Interactive shells put each job in a process group of its own, so signalling the
         // leader's group is not enough: stop every process of the terminal's session.
@@ -212,6 +229,12 @@ fn classify_wchan(wchan: &str) -> Foreground {
 
 fn wchan_of(pid: i32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/wchan")).ok()
+}
+
+/// The read calls `pid` has made (`syscr` in `/proc/<pid>/io`).
+fn read_calls(pid: i32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines().find_map(|l| l.strip_prefix("syscr:")).and_then(|n| n.trim().parse().ok())
 }
 
 /// Every process id in `/proc`.

@@ -52,6 +52,12 @@ pub trait Control: Send + Sync + 'static {
         None
     }
 
+    /// How much the terminal's foreground program has read so far, where the transport can see
+    /// it (a local PTY can). Input written while the count stays put has not been taken yet.
+    fn reads(&self) -> Option<Reads> {
+        None
+    }
+
     /// Holds the line in BREAK (`on`) or releases it; serial lines only.
     fn set_break(&self, on: bool) -> io::Result<()> {
         let _ = on;
@@ -106,6 +112,19 @@ pub enum Foreground {
     Polling,
     /// Sleeping, waiting for a child, or running.
     Busy,
+}
+
+/// How much a terminal's foreground process group has read: the group, and the read calls its
+/// processes have made. Compared before and after input is written: the same value means the
+/// program has not read the input (a loaded machine may leave keys in the kernel's buffers for
+/// longer than any quiet period, while the program still shows as waiting for input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reads {
+    /// The foreground process group.
+    pub group: i32,
+    /// Read calls made by its processes (the leader, or the members when the leader waits for
+    /// them).
+    pub calls: u64,
 }
 
 /// An open transport, ready to be handed to a [`crate::Session`].

@@ -23,6 +23,30 @@ async fn less_pages_with_space_and_quits_with_q() {
     assert_eq!(st["state"], "at_prompt");
 }
 
+/// A program that waits on something else before it reads its key (a socket, for 0.6 s), in a
+/// kernel wait that `/proc` shows like a terminal read: as a pager looks on a machine so loaded
+/// that the key still sits in the kernel's buffers.
+const LATE_READER: &str = r#"python3 -c "import os,socket,struct,tty
+a=socket.create_server(('127.0.0.1',0)); c=socket.create_connection(a.getsockname())
+c.setsockopt(socket.SOL_SOCKET,socket.SO_RCVTIMEO,struct.pack('ll',0,600000))
+tty.setcbreak(0); print('ready',flush=True)
+try: c.recv(1)
+except OSError: pass
+print('got',os.read(0,1))""#;
+
+#[tokio::test]
+async fn a_key_read_late_is_answered_by_what_it_caused() {
+    let s = Server::start().await;
+    let id = s.bash().await;
+    for round in 0..5 {
+        s.input_until(&id, LATE_READER, "^ready").await;
+        // Quiet while the program has not read the key is not its answer.
+        let r = s.call("send_control", json!({"session_id": id, "key": "x"})).await;
+        assert!(output(&r).contains("got b'x'"), "round {round}: {r}");
+        assert_eq!(r["is_complete"], true, "round {round}: {r}");
+    }
+}
+
 #[tokio::test]
 async fn vim_edits_and_saves_a_file() {
     let dir = tempfile::tempdir().unwrap();
