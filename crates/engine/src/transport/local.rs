@@ -131,6 +131,21 @@ struct LocalControl {
 }
 
 impl LocalControl {
+    /// Bytes the program wrote that the session's reader has not read yet.
+    fn unread_output(&self) -> libc::c_int {
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD stores the count in the int we pass.
+        let rc = unsafe { libc::ioctl(self.master.as_raw_fd(), libc::FIONREAD, &mut n) };
+        if rc == 0 { n } else { 0 }
+    }
+
+    /// The terminal's foreground process group.
+    fn foreground_group(&self) -> Option<i32> {
+        // SAFETY: tcgetpgrp only reads the terminal's foreground process group.
+        let pgrp = unsafe { libc::tcgetpgrp(self.master.as_raw_fd()) };
+        (pgrp > 0).then_some(pgrp)
+    }
+
     /// The terminal's local mode flags (`c_lflag`).
     fn local_flags(&self) -> Option<libc::tcflag_t> {
         // SAFETY: tcgetattr fills a termios we own; on Linux the master reports the slave's flags.
@@ -160,50 +175,47 @@ impl Control for LocalControl {
     /// From `/proc` (Linux): where the foreground group's processes wait in the kernel. Without
     /// `/proc` (macOS) this is None and the engine falls back on its output heuristics.
     fn foreground(&self) -> Option<Foreground> {
-        // SAFETY: tcgetpgrp only reads the terminal's foreground process group.
-        let pgrp = unsafe { libc::tcgetpgrp(self.master.as_raw_fd()) };
-        if pgrp <= 0 {
-            return None;
+        let pgrp = self.foreground_group()?;
+        // A program blocked writing to a terminal whose output we have not read yet waits in
+        // the same kernel function as one reading it (`wait_woken`): it is working.
+        if self.unread_output() > 0 {
+            return Some(Foreground::Busy);
         }
-        // The group's leader is the program the shell started (or the shell itself). A leader
-        // waiting for a child (`sh -c`, a wrapper script) says nothing itself: then the group's
-        // other members do.
-        let leader = wchan_of(pgrp)?;
-        if leader != "do_wait" {
-            return Some(classify_wchan(&leader));
+        if let Some(wchan) = speaking_leader(pgrp) {
+            return Some(classify_wchan(&wchan));
         }
-        let mut seen = Foreground::Busy;
-        for pid in processes().filter(|&pid| pid != pgrp) {
-            let Some((state, group)) = state_and_group(pid) else { continue };
-            if group != pgrp {
-                continue;
-            }
+        let mut seen = None;
+        for (pid, state) in members(pgrp) {
             if state == 'R' {
                 return Some(Foreground::Busy);
             }
-            match wchan_of(pid).map(|w| classify_wchan(&w)) {
-                Some(Foreground::ReadingTerminal) => seen = Foreground::ReadingTerminal,
-                Some(Foreground::Polling) if seen == Foreground::Busy => seen = Foreground::Polling,
-                _ => {}
-            }
+            let this = wchan_of(pid).map_or(Foreground::Busy, |w| classify_wchan(&w));
+            seen = Some(match (seen, this) {
+                (Some(Foreground::ReadingTerminal), _) | (_, Foreground::ReadingTerminal) => {
+                    Foreground::ReadingTerminal
+                }
+                (Some(Foreground::Polling), _) | (_, Foreground::Polling) => Foreground::Polling,
+                _ => Foreground::Busy,
+            });
         }
-        Some(seen)
+        // A leader waiting for a child that is in no group of ours works.
+        seen.or_else(|| state_and_group(pgrp).map(|_| Foreground::Busy))
     }
 
     /// From `/proc/<pid>/io` (Linux): the read calls of the foreground group's leader, or of
-    /// its other members while the leader waits for them (as in [`Control::foreground`]).
+    /// its other members when they speak for it (as in [`Control::foreground`]).
     fn reads(&self) -> Option<Reads> {
-        // SAFETY: tcgetpgrp only reads the terminal's foreground process group.
-        let group = unsafe { libc::tcgetpgrp(self.master.as_raw_fd()) };
-        if group <= 0 {
-            return None;
-        }
-        let mut calls = read_calls(group)?;
-        if wchan_of(group).as_deref() == Some("do_wait") {
-            let members =
-                processes().filter(|&pid| pid != group && state_and_group(pid).is_some_and(|(_, g)| g == group));
-            calls += members.filter_map(read_calls).sum::<u64>();
-        }
+        let group = self.foreground_group()?;
+        let calls = match speaking_leader(group) {
+            Some(_) => read_calls(group)?,
+            None => {
+                let calls: Vec<u64> = members(group).filter_map(|(pid, _)| read_calls(pid)).collect();
+                if calls.is_empty() {
+                    return None;
+                }
+                calls.iter().sum()
+            }
+        };
         Some(Reads { group, calls })
     }
 
@@ -214,6 +226,26 @@ impl Control for LocalControl {
         kill_session(self.session, &[libc::SIGHUP, libc::SIGCONT]);
         kill_session(self.session, &[libc::SIGKILL]);
     }
+}
+
+/// Where the leader of group `pgrp` waits, when it speaks for the group. The leader is the
+/// program the shell started (or the shell itself); one that has ended (the first program of a
+/// pipeline, `seq 1 200 | less`) or waits for a child (`sh -c`, a wrapper script) says nothing
+/// itself: then the group's other members do.
+fn speaking_leader(pgrp: i32) -> Option<String> {
+    let (state, _) = state_and_group(pgrp)?;
+    if state == 'Z' {
+        return None;
+    }
+    wchan_of(pgrp).filter(|w| w.trim() != "do_wait")
+}
+
+/// The other members of process group `pgrp`, with their state letters.
+fn members(pgrp: i32) -> impl Iterator<Item = (i32, char)> {
+    processes().filter(move |&pid| pid != pgrp).filter_map(move |pid| {
+        let (state, group) = state_and_group(pid)?;
+        (group == pgrp && state != 'Z').then_some((pid, state))
+    })
 }
 
 /// What a process blocked in kernel function `wchan` is doing.
