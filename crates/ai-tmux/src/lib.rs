@@ -2,8 +2,10 @@
 //!
 //! The daemon ([`daemon`]) runs the same terminal engine as pty-mcp behind a private Unix socket
 //! ([`paths`]); [`protocol`] is the wire format both ends share; [`client`] and [`mirror`] are
-//! pty-mcp's end: a conversation with a daemon, and a daemon's session as an engine transport.
+//! pty-mcp's end: a conversation with a daemon, and a daemon's session as an engine transport;
+//! [`attach`] shows a session in an operator's terminal.
 
+pub mod attach;
 pub mod client;
 pub mod daemon;
 pub mod mirror;

@@ -2,14 +2,15 @@
 //!
 //! `ai-tmux server` runs the daemon; `ai-tmux client` bridges stdin/stdout to it (starting it
 //! when none answers), which is how pty-mcp reaches it over SSH; `ai-tmux list` prints the
-//! sessions. The protocol is the Go ai-tmux's plus our extensions (docs/ai-tmux-protocol.md).
+//! sessions; `ai-tmux attach ID` shows one in this terminal, live. The protocol is the Go ai-tmux's plus our extensions (docs/ai-tmux-protocol.md).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use ai_tmux::{daemon, paths};
+use ai_tmux::{attach, daemon, paths};
 use clap::{Parser, Subcommand};
+use engine::view::Mode;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 #[derive(Parser)]
@@ -39,6 +40,21 @@ enum Command {
     },
     /// Bridge stdin/stdout to the daemon, starting it if needed.
     Client {
+        /// Socket path.
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+    /// Show a session in this terminal, live (read-only unless --write; ctrl+] detaches and
+    /// leaves it running).
+    Attach {
+        /// The session's id (see `ai-tmux list`).
+        id: String,
+        /// Let the keys typed here reach the session.
+        #[arg(long)]
+        write: bool,
+        /// Resize the session to this terminal (else its screen is cropped or padded).
+        #[arg(long)]
+        resize: bool,
         /// Socket path.
         #[arg(long)]
         socket: Option<PathBuf>,
@@ -74,6 +90,10 @@ fn main() -> ExitCode {
                 daemon::serve(&socket, options, || println!("ready {}", socket.display())).await
             }
             Command::Client { socket } => client(socket.unwrap_or_else(paths::default_socket)).await,
+            Command::Attach { id, write, resize, socket } => {
+                let mode = if write { Mode::Typing } else { Mode::ReadOnly };
+                attach::run(socket.unwrap_or_else(paths::default_socket), &id, mode, resize).await
+            }
             Command::List { socket } => list(socket.unwrap_or_else(paths::default_socket)).await,
         }
     });

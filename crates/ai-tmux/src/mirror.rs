@@ -35,6 +35,22 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 pub type Dial =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = io::Result<(LinkReader, LinkWriter)>> + Send>> + Send + Sync>;
 
+/// Dials the daemon on this machine's socket; when none answers, starts `start` as one (or
+/// fails, without `start`).
+pub fn local_dial(socket: std::path::PathBuf, start: Option<std::path::PathBuf>) -> Dial {
+    Arc::new(move || {
+        let (socket, start) = (socket.clone(), start.clone());
+        Box::pin(async move {
+            let stream = match &start {
+                Some(exe) => crate::paths::connect_or_start(&socket, exe).await.map_err(io::Error::other)?,
+                None => crate::paths::connect_checked(&socket).await?,
+            };
+            let (r, w) = stream.into_split();
+            Ok((Box::pin(r) as LinkReader, Box::pin(w) as LinkWriter))
+        })
+    })
+}
+
 /// A connection to a daemon that speaks our extensions.
 pub struct Daemon {
     /// The conversation.

@@ -35,6 +35,7 @@ mod testutil;
 pub mod text;
 mod transcript;
 pub mod transport;
+pub mod view;
 mod wait;
 
 pub use error::Error;

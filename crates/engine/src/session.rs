@@ -354,6 +354,23 @@ impl Session {
         f(&lock(&self.shared.shell))
     }
 
+    /// The integrated shell's recent commands, oldest first: each command line as typed, and
+    /// how it ended (None while it runs; then its status, when reported).
+    pub fn commands(&self) -> Vec<(String, Option<Option<i32>>)> {
+        let spans = self.with_shell(ShellState::commands);
+        let oldest = self.oldest();
+        spans
+            .into_iter()
+            .filter(|c| c.typed_from >= oldest)
+            .map(|c| {
+                let typed =
+                    crate::text::clean(&self.slice(c.typed_from, c.typed_to.since(c.typed_from) as usize).bytes);
+                let line = typed.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("").to_string();
+                (line, c.ended)
+            })
+            .collect()
+    }
+
     /// What the foreground program is blocked on, where the transport can tell.
     pub fn foreground(&self) -> Option<Foreground> {
         self.control.foreground()

@@ -57,6 +57,17 @@ pub struct Finished {
     pub duration: Option<std::time::Duration>,
 }
 
+/// A command the shell ran: where its line was typed, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandSpan {
+    /// Where the line the shell read begins (its prompt's end).
+    pub typed_from: Offset,
+    /// Where it ends (the command's C mark).
+    pub typed_to: Offset,
+    /// None while it runs; then its exit status, when the shell reported one.
+    pub ended: Option<Option<i32>>,
+}
+
 /// A mark as the session saw it: the mark and when it arrived.
 #[derive(Debug, Clone)]
 struct Seen {
@@ -221,6 +232,31 @@ impl ShellState {
             segment = m.end;
         }
         cycle
+    }
+
+    /// The commands among the recent marks, oldest first: where each one's line was typed
+    /// (from its prompt's end to its C mark) and how it ended, if it has.
+    pub fn commands(&self) -> Vec<CommandSpan> {
+        let mut commands: Vec<CommandSpan> = Vec::new();
+        let mut prompt_end = None;
+        for seen in &self.history {
+            let m = &seen.mark;
+            match m.kind {
+                MarkKind::PromptEnd => prompt_end = Some(m.end),
+                MarkKind::OutputStart => {
+                    if let Some(typed_from) = prompt_end.take() {
+                        commands.push(CommandSpan { typed_from, typed_to: m.start, ended: None });
+                    }
+                }
+                MarkKind::CommandEnd => {
+                    if let Some(last) = commands.last_mut().filter(|c| c.ended.is_none()) {
+                        last.ended = Some(m.exit);
+                    }
+                }
+                MarkKind::PromptStart => {}
+            }
+        }
+        commands
     }
 
     /// The last finished command if it finished after `from`.

@@ -77,9 +77,18 @@ enum Command {
         /// Print the URL but do not open a browser.
         #[arg(long)]
         no_open: bool,
-        /// Port on 127.0.0.1 (default: any free one).
+        /// Port (default: any free one).
         #[arg(long, default_value_t = 0)]
         port: u16,
+        /// Address to listen on; anything but loopback needs --tls-cert and --tls-key.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
+        /// PEM certificate chain: serve HTTPS.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<std::path::PathBuf>,
+        /// PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<std::path::PathBuf>,
     },
     /// The audit log: configuration, the collector, verification.
     Audit {
@@ -159,7 +168,10 @@ fn main() -> ExitCode {
         Some(Command::Demo) => runtime.block_on(demo::run()),
         Some(Command::Audit { action }) => runtime.block_on(audit_command(action)),
         Some(Command::Ls { json }) => runtime.block_on(control::ls::run(json)),
-        Some(Command::Watch { no_open, port }) => runtime.block_on(control::watch::run(port, no_open)),
+        Some(Command::Watch { no_open, port, bind, tls_cert, tls_key }) => {
+            let listen = control::watch::Listen { addr: (bind, port).into(), tls: tls_cert.zip(tls_key) };
+            runtime.block_on(control::watch::run(listen, no_open))
+        }
         Some(Command::Attach { session, write, resize }) => {
             runtime.block_on(control::attach::run(session, write, resize))
         }

@@ -102,16 +102,7 @@ pub fn local_binary() -> Result<PathBuf, ToolError> {
 
 /// Dials the local daemon (starting it when none runs).
 pub fn local_dial() -> Result<Dial, ToolError> {
-    let exe = local_binary()?;
-    let socket = ai_tmux::paths::default_socket();
-    Ok(Arc::new(move || {
-        let (exe, socket) = (exe.clone(), socket.clone());
-        Box::pin(async move {
-            let stream = ai_tmux::paths::connect_or_start(&socket, &exe).await.map_err(std::io::Error::other)?;
-            let (r, w) = stream.into_split();
-            Ok((Box::pin(r) as LinkReader, Box::pin(w) as LinkWriter))
-        })
-    }))
+    Ok(mirror::local_dial(ai_tmux::paths::default_socket(), Some(local_binary()?)))
 }
 
 /// Dials the daemon on the SSH host: a new connection each time, running `ai-tmux client`.

@@ -2,16 +2,11 @@
 //! (ctrl+]) or the session's end.
 
 use std::io::Write as _;
-use std::os::fd::AsRawFd;
 
+use engine::view::{DetachKey, OwnTerminal, own_size};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 use super::protocol::{Attached, Request, ViewerMessage, write_line};
-
-/// ctrl+]: leaves the session (as telnet's escape).
-const DETACH: u8 = 0x1d;
-const PASTE_START: &[u8] = b"\x1b[200~";
-const PASTE_END: &[u8] = b"\x1b[201~";
 
 /// Attaches to `session` (None: asks which, most recent first).
 pub async fn run(session: Option<String>, write: bool, resize: bool) -> anyhow::Result<()> {
@@ -31,7 +26,7 @@ pub async fn run(session: Option<String>, write: bool, resize: bool) -> anyhow::
     };
     let stream = ai_tmux::paths::connect_checked(&super::socket_of(pid)).await?;
     let (read, mut out) = stream.into_split();
-    let (rows, cols) = terminal_size();
+    let (rows, cols) = own_size();
     let request = Request::Attach { session_id: id.clone(), write, resize, rows, cols };
     write_line(&mut out, &request).await?;
     let mut from_server = BufReader::new(read);
@@ -42,11 +37,15 @@ pub async fn run(session: Option<String>, write: bool, resize: bool) -> anyhow::
         anyhow::bail!("{error}");
     }
     let ended = {
-        let _raw = RawTerminal::enter()?;
+        let _raw = OwnTerminal::enter()?;
         follow(&mut from_server, &mut out, write).await?
     };
     if ended {
-        eprintln!("pty-mcp: session {id} ended");
+        // The server also lets go of a viewer stuck for long (a suspended terminal).
+        let still =
+            super::ls::servers().await.iter().any(|s| s.sessions.iter().any(|r| r.session_id == id && r.is_alive));
+        let why = if still { "the server let go of this viewer (it stopped reading)" } else { "ended" };
+        eprintln!("pty-mcp: session {id}: {why}");
     }
     Ok(())
 }
@@ -81,7 +80,7 @@ async fn follow(
     let mut winch = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())?;
     let mut keys = [0u8; 4096];
     let mut screen = [0u8; 64 << 10];
-    let mut in_paste = false;
+    let mut detach_key = DetachKey::default();
     loop {
         tokio::select! {
             n = from_server.read(&mut screen) => {
@@ -98,7 +97,7 @@ async fn follow(
                 if n == 0 {
                     return Ok(false);
                 }
-                let (typed, detach) = split_detach(&keys[..n], &mut in_paste);
+                let (typed, detach) = detach_key.split(&keys[..n]);
                 if write && !typed.is_empty() {
                     write_line(out, &ViewerMessage { input: Some(typed.to_vec()), size: None }).await?;
                 }
@@ -107,85 +106,8 @@ async fn follow(
                 }
             }
             _ = winch.recv() => {
-                write_line(out, &ViewerMessage { input: None, size: Some(terminal_size()) }).await?;
+                write_line(out, &ViewerMessage { input: None, size: Some(own_size()) }).await?;
             }
         }
-    }
-}
-
-/// The keys before the detach key, and whether it was pressed. Inside a bracketed paste the
-/// byte is pasted text, not the key.
-fn split_detach<'a>(keys: &'a [u8], in_paste: &mut bool) -> (&'a [u8], bool) {
-    let mut i = 0;
-    while i < keys.len() {
-        if keys[i..].starts_with(PASTE_START) {
-            *in_paste = true;
-        } else if keys[i..].starts_with(PASTE_END) {
-            *in_paste = false;
-        } else if keys[i] == DETACH && !*in_paste {
-            return (&keys[..i], true);
-        }
-        i += 1;
-    }
-    (keys, false)
-}
-
-/// The operator's terminal size (rows, columns); 24×80 when it cannot be told.
-fn terminal_size() -> (u16, u16) {
-    // SAFETY: TIOCGWINSZ fills the winsize we pass.
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    let ok = unsafe { libc::ioctl(std::io::stdout().as_raw_fd(), libc::TIOCGWINSZ, &mut ws) } == 0;
-    if ok && ws.ws_row > 1 && ws.ws_col > 0 { (ws.ws_row, ws.ws_col) } else { (24, 80) }
-}
-
-/// The operator's terminal in raw mode on the alternate screen, with bracketed paste; all of it
-/// undone when dropped.
-struct RawTerminal {
-    saved: libc::termios,
-}
-
-impl RawTerminal {
-    fn enter() -> anyhow::Result<RawTerminal> {
-        let fd = std::io::stdin().as_raw_fd();
-        // SAFETY: tcgetattr/tcsetattr on our stdin with a termios we own.
-        let saved = unsafe {
-            let mut t: libc::termios = std::mem::zeroed();
-            anyhow::ensure!(
-                libc::tcgetattr(fd, &mut t) == 0,
-                "attach needs a terminal: {}",
-                std::io::Error::last_os_error()
-            );
-            let saved = t;
-            libc::cfmakeraw(&mut t);
-            libc::tcsetattr(fd, libc::TCSANOW, &t);
-            saved
-        };
-        print!("\x1b[?1049h\x1b[?2004h");
-        let _ = std::io::stdout().flush();
-        Ok(RawTerminal { saved })
-    }
-}
-
-impl Drop for RawTerminal {
-    fn drop(&mut self) {
-        print!("\x1b[0m\x1b[?2004l\x1b[?25h\x1b[?1049l");
-        let _ = std::io::stdout().flush();
-        // SAFETY: restores the settings saved in `enter`.
-        unsafe { libc::tcsetattr(std::io::stdin().as_raw_fd(), libc::TCSANOW, &self.saved) };
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_detach_key_leaves_except_inside_a_paste() {
-        let mut paste = false;
-        assert_eq!(split_detach(b"ab\x1dcd", &mut paste), (&b"ab"[..], true));
-        assert_eq!(split_detach(b"\x1b[200~a\x1db\x1b[201~", &mut paste), (&b"\x1b[200~a\x1db\x1b[201~"[..], false));
-        assert!(!paste);
-        assert_eq!(split_detach(b"\x1b[200~a", &mut paste), (&b"\x1b[200~a"[..], false));
-        assert_eq!(split_detach(b"\x1d\x1b[201~\x1d", &mut paste), (&b"\x1d\x1b[201~"[..], true));
     }
 }

@@ -5,13 +5,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use engine::view::{Mode, View, status};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::time::Instant;
 
 use super::protocol::{Attached, Request, ServerRow, SessionRow, ViewerMessage, write_line};
-use super::render::{View, styled_frame};
+use super::render::styled_frame;
 use crate::audit::{Audit, OperatorAudit};
 use crate::manager::{Entry, SessionManager};
 use crate::tools::rfc3339;
@@ -157,7 +158,8 @@ async fn watch(entry: &Entry, mut lines: tokio::io::Lines<BufReader<OwnedReadHal
         signal.borrow_and_update();
         let alive = session.is_alive();
         let (state, _) = session.state();
-        let frame = styled_frame(session.styled(), state.as_str(), !alive);
+        let commands = if session.modes().alt_screen { Vec::new() } else { session.commands() };
+        let frame = styled_frame(session.styled(), state.as_str(), !alive, &commands);
         let Ok(mut line) = serde_json::to_string(&frame) else { return };
         line.push('\n');
         let drawn = Instant::now();
@@ -230,17 +232,12 @@ async fn view(
     }
     let mut view = View::new(viewer.rows, viewer.cols);
     let mut signal = session.subscribe();
-    let mode = if viewer.can_write { "typing on" } else { "read-only" };
+    let mode = if viewer.can_write { Mode::Typing } else { Mode::ReadOnly };
     loop {
         signal.borrow_and_update();
         let alive = session.is_alive();
         let (state, _) = session.state();
-        // What matters first: a narrow terminal crops the end.
-        let status = if alive {
-            format!(" {} · {} · {mode} · ctrl+] detach · {}", entry.id, state.as_str(), entry.target)
-        } else {
-            format!(" {} · the session ended · {}", entry.id, entry.target)
-        };
+        let status = status(&entry.id, state.as_str(), &entry.target, mode, alive);
         let frame = view.draw(&session.frame(view.cols), &status);
         let drawn = Instant::now();
         if !frame.is_empty() && !send_frame(&mut out, &frame).await {

@@ -45,6 +45,21 @@ pub struct StyledFrame {
     pub state: String,
     /// The session ended: this is its last screen.
     pub ended: bool,
+    /// The session's commands where the screen shows their lines, for the page's margin.
+    #[serde(default)]
+    pub marks: Vec<CommandMark>,
+}
+
+/// A command whose line the screen shows, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandMark {
+    /// The row, 0-based.
+    pub row: u16,
+    pub command: String,
+    /// Still running.
+    pub running: bool,
+    /// Its exit status once it ended (None: running, or not reported).
+    pub exit_code: Option<i32>,
 }
 
 /// A server and its sessions.

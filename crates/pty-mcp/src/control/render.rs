@@ -1,82 +1,48 @@
-//! A session drawn on a viewer's terminal from the engine's screen: cropped or padded to the
-//! viewer's size (the agent's terminal is never resized for it), only changed rows redrawn, and
-//! a status line at the bottom.
+//! A session's screen as the browser page draws it: styled runs with CSS colours.
 
-use std::fmt::Write as _;
+use engine::{Color, StyledScreen};
 
-use engine::{Color, Frame, StyledScreen};
+use super::protocol::{CommandMark, StyledFrame};
 
-use super::protocol::StyledFrame;
-
-/// What the viewer's terminal shows now, to draw only what changes.
-pub struct View {
-    pub rows: u16,
-    pub cols: u16,
-    /// The rows as last drawn (None: not drawn since the last clear).
-    drawn: Vec<Option<String>>,
-    status: Option<String>,
-}
-
-impl View {
-    pub fn new(rows: u16, cols: u16) -> View {
-        View { rows: rows.max(2), cols: cols.max(1), drawn: Vec::new(), status: None }
-    }
-
-    /// The viewer's terminal changed size: everything is drawn again.
-    pub fn resize(&mut self, rows: u16, cols: u16) {
-        *self = View::new(rows, cols);
-    }
-
-    /// The bytes that take the viewer's terminal from what it shows to `frame`, with `status`
-    /// on the bottom row. A session taller than the viewer shows a full-screen program from its
-    /// top (where headers and menus are), and a shell around its cursor (the newest lines).
-    pub fn draw(&mut self, frame: &Frame, status: &str) -> String {
-        let height = usize::from(self.rows - 1);
-        let mut out = String::new();
-        if self.drawn.is_empty() {
-            out.push_str("\x1b[0m\x1b[H\x1b[2J");
-            self.drawn = vec![None; height];
-        }
-        let total = frame.rows.len();
-        let first = if total <= height || frame.alt_screen {
-            0
-        } else {
-            (usize::from(frame.cursor.0) + 1).saturating_sub(height).min(total - height)
-        };
-        for (i, drawn) in self.drawn.iter_mut().enumerate() {
-            let row = frame.rows.get(first + i).map_or("", String::as_str);
-            if drawn.as_deref() != Some(row) {
-                let _ = write!(out, "\x1b[{};1H\x1b[0m{row}\x1b[0m\x1b[K", i + 1);
-                *drawn = Some(row.to_string());
-            }
-        }
-        if self.status.as_deref() != Some(status) {
-            let text: String = status.chars().take(usize::from(self.cols)).collect();
-            let pad = usize::from(self.cols).saturating_sub(text.chars().count());
-            let _ = write!(out, "\x1b[{};1H\x1b[0;7m{text}{}\x1b[0m", height + 1, " ".repeat(pad));
-            self.status = Some(status.to_string());
-        }
-        let row = usize::from(frame.cursor.0);
-        if out.is_empty() {
-            return out;
-        }
-        if (first..first + height).contains(&row) && frame.cursor.1 < self.cols && !frame.hide_cursor {
-            let _ = write!(out, "\x1b[{};{}H\x1b[?25h", row - first + 1, frame.cursor.1 + 1);
-        } else {
-            out.push_str("\x1b[?25l");
-        }
-        out
-    }
-}
-
-/// The screen as the browser page draws it.
-pub fn styled_frame(screen: StyledScreen, state: &str, ended: bool) -> StyledFrame {
+/// The screen as the browser page draws it, with the margin's marks for `commands` (the
+/// session's recent commands, oldest first, as [`engine::Session::commands`] gives them).
+pub fn styled_frame(screen: StyledScreen, state: &str, ended: bool, commands: &[Command]) -> StyledFrame {
+    let plain: Vec<String> = screen.rows.iter().map(|row| row.iter().map(|r| r.text.as_str()).collect()).collect();
+    let marks = margin(&plain, commands);
     let rows = screen
         .rows
         .into_iter()
         .map(|row| row.into_iter().map(|r| (r.text, css(r.fg), css(r.bg), r.flags)).collect())
         .collect();
-    StyledFrame { rows, cursor: screen.cursor, hide_cursor: screen.hide_cursor, state: state.to_string(), ended }
+    StyledFrame { rows, cursor: screen.cursor, hide_cursor: screen.hide_cursor, state: state.to_string(), ended, marks }
+}
+
+/// A command line, and how the command ended (None while it runs; then its status).
+pub type Command = (String, Option<Option<i32>>);
+
+/// Where the screen shows the commands' lines: newest command first, each at the lowest row
+/// above the next one's that ends with its line after a prompt (a command scrolled away, or
+/// wrapped over two rows, is not marked).
+fn margin(rows: &[String], commands: &[Command]) -> Vec<CommandMark> {
+    let mut below = rows.len();
+    let mut marks = Vec::new();
+    for (line, ended) in commands.iter().rev().filter(|(line, _)| !line.is_empty()) {
+        let shows = |row: &String| {
+            let row = row.trim_end();
+            row.len() > line.len() && row.ends_with(line.as_str())
+        };
+        if let Some(row) = rows[..below].iter().rposition(shows) {
+            marks.push(CommandMark {
+                row: row as u16,
+                command: line.clone(),
+                running: ended.is_none(),
+                exit_code: ended.flatten(),
+            });
+            below = row;
+        }
+    }
+    marks.reverse();
+    marks
 }
 
 /// A terminal colour as CSS (xterm's palette for indexed colours); None for the default.
@@ -120,8 +86,20 @@ fn css(color: Color) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn frame(rows: &[&str], cursor: (u16, u16)) -> Frame {
-        Frame { rows: rows.iter().map(|r| r.to_string()).collect(), cursor, hide_cursor: false, alt_screen: false }
+    #[test]
+    fn commands_are_marked_where_their_lines_show() {
+        let rows: Vec<String> =
+            ["$ ls", "ls", "$ false", "$ sleep 9", "", "$ gone"].iter().map(|r| r.to_string()).collect();
+        let commands: Vec<Command> = vec![
+            ("scrolled away".into(), Some(Some(0))),
+            ("ls".into(), Some(Some(0))),
+            ("false".into(), Some(Some(1))),
+            ("sleep 9".into(), None),
+        ];
+        let marks: Vec<(u16, bool, Option<i32>)> =
+            margin(&rows, &commands).iter().map(|m| (m.row, m.running, m.exit_code)).collect();
+        // `ls` alone on row 1 is output, not a line typed after a prompt.
+        assert_eq!(marks, [(0, false, Some(0)), (2, false, Some(1)), (3, true, None)]);
     }
 
     #[test]
@@ -131,30 +109,5 @@ mod tests {
         assert_eq!(css(Color::Idx(196)).as_deref(), Some("#ff0000"));
         assert_eq!(css(Color::Idx(232)).as_deref(), Some("#080808"));
         assert_eq!(css(Color::Rgb(1, 2, 3)).as_deref(), Some("#010203"));
-    }
-
-    #[test]
-    fn draws_everything_once_then_only_what_changed() {
-        let mut v = View::new(4, 20);
-        let first = v.draw(&frame(&["$ ls", "a b", "$ "], (2, 2)), "s1");
-        assert!(first.starts_with("\x1b[0m\x1b[H\x1b[2J") && first.contains("$ ls") && first.contains("s1"));
-        assert_eq!(v.draw(&frame(&["$ ls", "a b", "$ "], (2, 2)), "s1"), "");
-        let next = v.draw(&frame(&["$ ls", "a b", "$ x"], (2, 3)), "s1");
-        assert!(next.contains("\x1b[3;1H\x1b[0m$ x") && !next.contains("a b") && !next.contains("s1"));
-    }
-
-    #[test]
-    fn a_taller_session_shows_a_shell_around_its_cursor_and_a_program_from_its_top() {
-        let mut v = View::new(3, 20);
-        let rows: Vec<String> = (0..10).map(|i| format!("row{i}")).collect();
-        let f = Frame { rows: rows.clone(), cursor: (9, 0), hide_cursor: false, alt_screen: false };
-        let out = v.draw(&f, "s");
-        assert!(out.contains("row8") && out.contains("row9") && !out.contains("row7"));
-        assert!(out.ends_with("\x1b[2;1H\x1b[?25h"));
-        // A full-screen program: its top, where the header is; the cursor below is not shown.
-        let mut v = View::new(3, 20);
-        let out = v.draw(&Frame { rows, cursor: (9, 0), hide_cursor: false, alt_screen: true }, "s");
-        assert!(out.contains("row0") && out.contains("row1") && !out.contains("row2"));
-        assert!(out.ends_with("\x1b[?25l"));
     }
 }

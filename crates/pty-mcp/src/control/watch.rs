@@ -1,9 +1,11 @@
 //! `pty-mcp watch`: a page in the browser showing every session of every server of this user as
 //! live terminals, drawn from the engine's screens (the server renders; the page only paints
-//! cells). Served on 127.0.0.1 only, behind a random token in the URL it prints, as Jupyter
-//! does; nothing is fetched from elsewhere, so it works offline.
+//! cells). Served on 127.0.0.1, behind a random token in the URL it prints, as Jupyter does;
+//! beyond loopback (`--bind`) only over HTTPS. Nothing is fetched from elsewhere, so it works
+//! offline.
 
 use std::convert::Infallible;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
@@ -18,12 +20,33 @@ use super::protocol::{Attached, Request, write_line};
 
 const PAGE: &str = include_str!("page.html");
 
-/// Serves the page on 127.0.0.1:`port` (0: any free port) until interrupted; prints its URL
-/// (with the token) first, and opens it unless `no_open`.
-pub async fn run(port: u16, no_open: bool) -> anyhow::Result<()> {
+/// Where the page is served.
+pub struct Listen {
+    pub addr: std::net::SocketAddr,
+    /// PEM certificate chain and private key: serve HTTPS. Required beyond loopback.
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+/// Serves the page until interrupted; prints its URL (with the token) first, and opens it
+/// unless `no_open`.
+pub async fn run(listen: Listen, no_open: bool) -> anyhow::Result<()> {
+    if !listen.addr.ip().is_loopback() && listen.tls.is_none() {
+        anyhow::bail!(
+            "watch listens beyond this machine only over HTTPS: give --tls-cert and --tls-key with --bind {}",
+            listen.addr.ip()
+        );
+    }
+    let tls = match &listen.tls {
+        Some((cert, key)) => Some(audit::tls::server_config(cert, key)?),
+        None => None,
+    };
     let token = Arc::new(format!("{:032x}", rand::random::<u128>()));
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    let url = format!("http://{}/?token={token}", listener.local_addr()?);
+    let tcp = tokio::net::TcpListener::bind(listen.addr).await?;
+    let local = tcp.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    // An address for every interface is no address to browse to: the machine's name is.
+    let host = if local.ip().is_unspecified() { ai_tmux::paths::host_name() } else { local.ip().to_string() };
+    let url = format!("{scheme}://{host}:{}/?token={token}", local.port());
     {
         use std::io::Write as _;
         let mut out = std::io::stdout().lock();
@@ -44,7 +67,7 @@ pub async fn run(port: u16, no_open: bool) -> anyhow::Result<()> {
         .route("/stream", get(stream))
         .route("/input", post(input))
         .with_state(token);
-    axum::serve(listener, app)
+    axum::serve(audit::tls::Incoming::new(tcp, tls)?, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

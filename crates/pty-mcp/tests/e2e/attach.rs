@@ -208,6 +208,44 @@ async fn two_viewers_and_a_session_that_ends() {
     }
 }
 
+/// A viewer that stops reading holds up neither the session nor the agent, and is brought to
+/// the current screen once it reads again; one that vanishes mid-stream leaves nothing behind.
+#[tokio::test]
+async fn a_stalled_or_vanished_viewer_holds_nothing_up() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let control = tempfile::tempdir().unwrap();
+    let s = server(control.path()).await;
+    let id = bash(&s).await;
+    let socket = control.path().join(format!("{}-{}.sock", ai_tmux::paths::host_name(), s.pid));
+    let attach = || async {
+        let mut viewer = tokio::net::UnixStream::connect(&socket).await.unwrap();
+        let request = json!({"op": "attach", "session_id": id, "rows": 24, "cols": 80});
+        viewer.write_all(format!("{request}\n").as_bytes()).await.unwrap();
+        viewer
+    };
+    let mut stalled = attach().await;
+    let vanishing = attach().await;
+    // The agent floods the terminal while neither viewer reads.
+    let flood = json!({"session_id": id, "input": "seq 1 300000", "timeout_ms": 30000, "max_output_bytes": 1024});
+    let r = s.call("send_input", flood).await;
+    assert!(output(&r).ends_with("\n300000\n"), "the flood's reply ends early: {r}");
+    drop(vanishing);
+    assert_eq!(output(&s.input(&id, "echo agent-goes-on").await), "agent-goes-on\n");
+    // Reading again, the stalled viewer catches up with the current screen.
+    let mut seen = String::new();
+    let caught_up = tokio::time::timeout(STEP, async {
+        let mut buf = vec![0u8; 64 << 10];
+        while !seen.contains("agent-goes-on") {
+            let n = stalled.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the stalled viewer was dropped");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    })
+    .await;
+    assert!(caught_up.is_ok(), "the stalled viewer never caught up");
+    assert_eq!(ls(control.path())[0]["attached"], 1, "the vanished viewer is still counted");
+}
+
 /// A socket left by a server that crashed is removed, not mistaken for a live one; an unknown
 /// session is a clear error.
 #[tokio::test]
@@ -282,6 +320,34 @@ async fn ls_lists_detached_persistent_sessions_too() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!((rows[0]["session_id"].as_str(), rows[0]["type"].as_str()), (Some(id.as_str()), Some("persistent")));
     assert!(rows[0]["server_pid"].is_null(), "{rows:?}");
+}
+
+/// `ai-tmux attach ID` shows a persistent session from the daemon itself, as `pty-mcp attach`
+/// does; with --write the operator types into it, and detaching leaves it running for the agent.
+#[tokio::test]
+async fn ai_tmux_attach_shows_a_persistent_session() {
+    let rt = crate::persistent::Runtime::new();
+    let s = Server::start_with_env(&[rt.env()]).await;
+    let v = s
+        .call(
+            "create_local_session",
+            json!({"command": "env PS1='agent$ ' bash --norc --noprofile", "persistent": true}),
+        )
+        .await;
+    let id = v["session_id"].as_str().unwrap().to_string();
+    s.input(&id, "echo persistent-$((6*7))").await;
+    let ai_tmux = crate::persistent::bin_dir().join("ai-tmux");
+    let command = format!("{} attach --write --socket {} {id}", ai_tmux.display(), rt.socket);
+    let unused = tempfile::tempdir().unwrap();
+    let mut t = Tmux::start(&command, unused.path(), 24, 80).await;
+    t.until("the session and the status line", |sc| sc.contains("persistent-42") && sc.contains("typing on")).await;
+    t.keys(&["echo from-operator", "Enter"]);
+    t.until("the operator's command's output", |sc| sc.lines().any(|l| l.trim() == "from-operator")).await;
+    let r = s.call("read_output", json!({"session_id": id, "timeout": 1})).await;
+    assert!(output(&r).contains("from-operator"), "{r}");
+    t.keys(&["C-]"]);
+    assert_eq!(t.exited().await, 0);
+    assert_eq!(output(&s.input(&id, "echo still-here").await), "still-here\n");
 }
 
 /// Another user on the machine reaches nothing: the directory and socket are private, and

@@ -40,6 +40,7 @@ async fn the_watch_page_shows_the_agents_terminal_live() {
         s.call("create_local_session", json!({"command": "bash --norc --noprofile", "env": {"PS1": "agent$ "}})).await;
     let id = v["session_id"].as_str().unwrap().to_string();
     s.input(&id, "printf '\\033[1;31m%s\\033[0m\\n' agent-on-the-page").await;
+    s.input(&id, "(exit 3)").await;
     let mut watch = tokio::process::Command::new(binary())
         .args(["watch", "--no-open"])
         .env("PTY_MCP_CONTROL_DIR", dir)
@@ -68,6 +69,9 @@ async fn the_watch_page_shows_the_agents_terminal_live() {
     let dom = chromium(&format!("{url}&once=1"), &shots.path().join("page.png"));
     assert!(dom.contains("agent-on-the-page") && dom.contains(&id), "the page does not show the session:\n{dom}");
     assert!(dom.contains("color: rgb(205, 0, 0)"), "the red text lost its colour:\n{dom}");
+    // The margin marks the agent's commands with how they ended.
+    assert!(dom.contains(r#"aria-label="(exit 3): exit 3">✗ 3<"#), "no failed command in the margin:\n{dom}");
+    assert!(dom.contains(r#"">✓<"#), "no command that succeeded in the margin:\n{dom}");
     let png = std::fs::read(shots.path().join("page.png")).unwrap();
     assert!(png.starts_with(b"\x89PNG") && png.len() > 1000, "no screenshot");
     // Taking over: keys sent as the page sends them reach the session.
@@ -87,4 +91,54 @@ async fn the_watch_page_shows_the_agents_terminal_live() {
     let st = s.call("get_session_state", json!({"session_id": id})).await;
     assert_eq!(st["operator_typed"], true, "{st}");
     assert_eq!(output(&s.input(&id, "echo agent-again").await), "agent-again\n");
+}
+
+/// Beyond loopback the page is served only over HTTPS: refused without a certificate; with one,
+/// a client that trusts it gets the sessions and one without the token gets 401.
+#[tokio::test]
+async fn watch_beyond_loopback_needs_tls() {
+    let control = tempfile::tempdir().unwrap();
+    let dir = control.path().to_str().unwrap();
+    let s = Server::start_with_env(&[("PTY_MCP_CONTROL_DIR", dir)]).await;
+    let id = s.bash().await;
+    let plain = std::process::Command::new(binary())
+        .args(["watch", "--no-open", "--bind", "0.0.0.0"])
+        .env("PTY_MCP_CONTROL_DIR", dir)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&plain.stderr);
+    assert!(!plain.status.success() && said.contains("--tls-cert"), "{said}");
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = crate::audit::tls_files(certs.path());
+    let mut watch = tokio::process::Command::new(binary())
+        .args(["watch", "--no-open", "--bind", "0.0.0.0", "--tls-cert"])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .env("PTY_MCP_CONTROL_DIR", dir)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let url = tokio::time::timeout(STEP, lines.next_line()).await.unwrap().unwrap().expect("the URL");
+    assert!(url.starts_with("https://"), "{url}");
+    let (base, token) = url.split_once("/?token=").unwrap();
+    let port = base.rsplit(':').next().unwrap();
+    let curl = |path: String, trust: bool| {
+        let mut c = std::process::Command::new("curl");
+        c.args(["-sS", "-o", "-", "-w", "\n%{http_code}"]);
+        if trust {
+            c.arg("--cacert").arg(&ca);
+        }
+        let out = c.arg(format!("https://127.0.0.1:{port}{path}")).output().unwrap();
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.code(), said)
+    };
+    let (code, body) = curl(format!("/sessions?token={token}"), true);
+    assert!(code == Some(0) && body.contains(&id) && body.ends_with("200"), "{code:?} {body}");
+    let (_, body) = curl("/sessions?token=nope".into(), true);
+    assert!(body.ends_with("401") && !body.contains(&id), "{body}");
+    // Curl's "the certificate is not trusted".
+    assert_eq!(curl(format!("/sessions?token={token}"), false).0, Some(60));
 }
