@@ -70,7 +70,12 @@ pub enum ConfigError {
 /// `<config dir>/pty-mcp/config`, where the Go pty-mcp reads it (Go's `os.UserConfigDir`):
 /// `$XDG_CONFIG_HOME`, else `~/.config`; on macOS `~/Library/Application Support`.
 pub fn default_path() -> PathBuf {
-    app_dir("XDG_CONFIG_HOME", ".config").join("config")
+    config_dir().join("config")
+}
+
+/// `<config dir>/pty-mcp`: where the config file and the policy (`policy.toml`) live.
+pub fn config_dir() -> PathBuf {
+    app_dir("XDG_CONFIG_HOME", ".config")
 }
 
 /// Where the spool lives: `$XDG_STATE_HOME/pty-mcp`, else `~/.local/state/pty-mcp`; on macOS

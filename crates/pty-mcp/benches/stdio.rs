@@ -94,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     audit_cost(if quick { 50 } else { 300 }).await?;
+    policy_cost(if quick { 50 } else { 300 }).await?;
 
     let mut idle = Vec::new();
     for _ in 0..10 {
@@ -349,6 +350,42 @@ async fn serial_round_trip(peer: &Peer<RoleClient>, rounds: usize) -> anyhow::Re
         anyhow::ensure!(r["state"] == "at_prompt", "{r}");
     }
     report("send_input at a serial switch prompt (heuristic: includes the 20 ms prompt confirmation)", &mut rtt);
+    Ok(())
+}
+
+/// `send_input("echo x")` with no policy and with the `destructive` preset, interleaved; and
+/// `check_policy` of a 10,000-line paste.
+async fn policy_cost(rounds: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("policy.toml");
+    std::fs::write(&file, "include = [\"destructive\"]\n")?;
+    let mut peers = Vec::new();
+    for policy in [None, Some(&file)] {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pty-mcp"));
+        cmd.arg("serve").env("PTY_MCP_POLICY", policy.map_or(dir.path().join("none.toml"), |p| p.to_path_buf()));
+        let client = ().serve(TokioChildProcess::new(cmd)?).await?;
+        let id = session(client.peer(), "bash --norc --noprofile", true).await?;
+        peers.push((client, id, Vec::new()));
+    }
+    for _ in 0..rounds {
+        for (client, id, rtt) in &mut peers {
+            let t = Instant::now();
+            call(client.peer(), "send_input", json!({"session_id": id, "input": "echo x"})).await?;
+            rtt.push(t.elapsed());
+        }
+    }
+    let paste = "echo line; ls -l | wc -l\n".repeat(10_000);
+    let (client, id, _) = &peers[1];
+    let t = Instant::now();
+    call(client.peer(), "check_policy", json!({"session_id": id, "input": paste})).await?;
+    let paste_time = t.elapsed();
+    let [(a, _, mut bare), (b, _, mut checked)] =
+        <[_; 2]>::try_from(peers).map_err(|_| anyhow::anyhow!("two servers"))?;
+    report("send_input(\"echo x\") with no policy (interleaved)", &mut bare);
+    report("send_input(\"echo x\") with the destructive preset (interleaved)", &mut checked);
+    println!("check_policy of a 10,000-line paste (30,000 commands): {:.1} ms", paste_time.as_secs_f64() * 1000.0);
+    a.cancel().await?;
+    b.cancel().await?;
     Ok(())
 }
 

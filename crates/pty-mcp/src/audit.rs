@@ -80,6 +80,24 @@ impl Audit {
         a.before(record::event(&subject, "create_session", json!({}))).await.map_err(unavailable)
     }
 
+    /// A policy decision, before it is acted on (`session_id` empty before a session exists).
+    pub async fn policy_decision(
+        &self,
+        session_id: &str,
+        kind: &str,
+        target: &str,
+        details: Value,
+    ) -> Result<(), ToolError> {
+        let Some(a) = &self.0 else { return Ok(()) };
+        let subject = Subject {
+            user: a.user().to_string(),
+            session_id: session_id.into(),
+            kind: kind.into(),
+            target: target.into(),
+        };
+        a.before(record::event(&subject, "policy_decision", details)).await.map_err(unavailable)
+    }
+
     /// After a session was created: its id, and a watcher that records its end.
     pub fn created(&self, entry: Arc<Entry>) {
         let Some(a) = self.0.clone() else { return };

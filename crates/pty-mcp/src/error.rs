@@ -43,6 +43,12 @@ pub enum Code {
     DaemonUnavailable,
     /// Strict audit: the collector did not accept the action's record, so it was not performed.
     AuditUnavailable,
+    /// The policy denies the input (the message names the rule, its reason and the command).
+    PolicyDenied,
+    /// The operator refused the input the policy asks about, or could not be asked.
+    ApprovalDenied,
+    /// Nobody answered the approval in time.
+    ApprovalTimeout,
     /// Anything else.
     InternalError,
 }

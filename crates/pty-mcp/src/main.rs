@@ -12,6 +12,7 @@ mod manager;
 mod operator;
 mod params;
 mod persistent;
+mod policy;
 mod reply;
 mod schema;
 mod secrets;
@@ -297,12 +298,15 @@ async fn serve(overrides: AuditOverrides) -> anyhow::Result<()> {
     // A broken audit configuration stops the server: running unaudited when auditing was asked
     // for would be worse than not running.
     let audit = start_audit(overrides)?;
+    // So does a bad policy: the server never runs without the rules it was given.
+    let policy = Arc::new(policy::Policy::load(policy::default_path()).map_err(anyhow::Error::msg)?);
+    let gate = policy::gate::Gate { policy, operator: operator.clone(), audit: audit.clone() };
     // The operator's way in; a server that cannot offer it still serves the agent.
     let info = Arc::new(control::ServerInfo::default());
     let _control = control::Listener::start(manager.clone(), info.clone(), audit.clone())
         .inspect_err(|e| tracing::warn!("no control socket (pty-mcp ls/attach will not see this server): {e:#}"))
         .ok();
-    let service = PtyMcp::new(manager.clone(), operator, audit, settings).serve(rmcp::transport::stdio()).await;
+    let service = PtyMcp::new(manager.clone(), operator, audit, gate, settings).serve(rmcp::transport::stdio()).await;
     let outcome = match service {
         Ok(service) => {
             if let Some(peer) = service.peer().peer_info() {

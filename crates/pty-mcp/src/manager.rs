@@ -34,6 +34,10 @@ pub struct Entry {
     pub viewers: crate::control::Viewers,
     /// The last command line the agent typed, and when.
     last_command: Mutex<Option<(String, SystemTime)>>,
+    /// The line being typed, for the policy (input without Enter is checked when the line ends).
+    pub line: Mutex<crate::policy::line::Line>,
+    /// The name the agent gave the host (an ssh_config alias), for the policy's `targets`.
+    alias: Mutex<Option<String>>,
 }
 
 impl Entry {
@@ -64,6 +68,17 @@ impl Entry {
         if let Some(first) = line.lines().map(str::trim).find(|l| !l.is_empty()) {
             *self.last_command.lock().unwrap_or_else(|e| e.into_inner()) = Some((first.to_string(), SystemTime::now()));
         }
+    }
+
+    /// Notes the name the agent gave the host.
+    pub fn set_alias(&self, alias: &str) {
+        *self.alias.lock().unwrap_or_else(|e| e.into_inner()) = Some(alias.to_string());
+    }
+
+    /// The names its target goes by, for the policy.
+    pub fn policy_names(&self) -> Vec<String> {
+        let alias = self.alias.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        crate::policy::gate::names(self.kind, &self.target, alias.as_deref())
     }
 
     fn touch(&self) {
@@ -137,6 +152,8 @@ impl SessionManager {
             pending_secret: Mutex::new(None),
             viewers: crate::control::Viewers::default(),
             last_command: Mutex::new(None),
+            line: Mutex::default(),
+            alias: Mutex::new(None),
         });
         sessions.insert(id, entry.clone());
         Ok(entry)

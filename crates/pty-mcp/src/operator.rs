@@ -1,5 +1,7 @@
 //! Asking the operator (the person running the agent) for a secret, so that it goes to the
-//! terminal without the agent ever seeing it.
+//! terminal without the agent ever seeing it; or whether the agent may run a command the policy
+//! asks about ([`OperatorPrompt::approve`]: `PTY_MCP_APPROVE`, the same dialogs as yes/no
+//! questions, `/dev/tty`).
 //!
 //! One entry point, [`OperatorPrompt::ask`], tries in order: `PTY_MCP_ASKPASS` (a program that
 //! prints the secret, like `SSH_ASKPASS`: for headless setups and tests), macOS `osascript`,
@@ -64,7 +66,7 @@ impl OperatorPrompt {
                 Err(Outcome::Failed(why)) => tried.push(format!("{}: {why}", method.name)),
             }
         }
-        match ask_tty(prompt, deadline).await {
+        match ask_tty(prompt, deadline, false).await {
             Ok(secret) => Ok(secret),
             Err(Outcome::Cancelled) => Err(PromptError::Cancelled("/dev/tty")),
             Err(Outcome::TimedOut) => Err(PromptError::TimedOut("/dev/tty")),
@@ -73,6 +75,134 @@ impl OperatorPrompt {
                 Err(PromptError::Unavailable(tried.join("; ")))
             }
         }
+    }
+}
+
+/// A question the operator approves or refuses.
+pub struct Question<'a> {
+    /// Where the command would run (the session's target).
+    pub target: &'a str,
+    /// The exact text that would be typed.
+    pub command: &'a str,
+    /// Why it is asked.
+    pub reason: &'a str,
+}
+
+impl Question<'_> {
+    fn text(&self) -> String {
+        format!(
+            "pty-mcp: the agent wants to run this on {}:\n\n{}\n\nWhy it is asked: {}\n\nApprove?",
+            self.target, self.command, self.reason
+        )
+    }
+}
+
+impl OperatorPrompt {
+    /// Asks the operator to approve `question` within `timeout`; returns how they were asked.
+    /// The first method that exists decides: it approving (exit status 0), refusing, crashing,
+    /// or the time running out; no method at all is `Unavailable`.
+    ///
+    /// # Errors
+    /// Refused (`Cancelled`), `TimedOut`, or `Unavailable` (the methods tried, and why).
+    pub async fn approve(&self, question: &Question<'_>, timeout: Duration) -> Result<&'static str, PromptError> {
+        let _one = self.one_at_a_time.lock().await;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut tried = Vec::new();
+        for method in question_methods(question) {
+            match ask_question(&method, deadline).await {
+                Ok(()) => return Ok(method.name),
+                Err(Outcome::Cancelled) => return Err(PromptError::Cancelled(method.name)),
+                Err(Outcome::TimedOut) => return Err(PromptError::TimedOut(method.name)),
+                Err(Outcome::Failed(why)) if why == NOT_INSTALLED => tried.push(format!("{}: {why}", method.name)),
+                // An approver that crashes approves nothing, and no other is asked instead.
+                Err(Outcome::Failed(why)) => return Err(PromptError::Unavailable(format!("{}: {why}", method.name))),
+            }
+        }
+        let answer = async {
+            let line = ask_tty(&format!("{} [y/N] ", question.text()), deadline, true).await?;
+            let yes = matches!(line.expose().trim_ascii(), b"y" | b"Y" | b"yes" | b"YES" | b"Yes");
+            if yes { Ok(()) } else { Err(Outcome::Cancelled) }
+        };
+        match answer.await {
+            Ok(()) => Ok("/dev/tty"),
+            Err(Outcome::Cancelled) => Err(PromptError::Cancelled("/dev/tty")),
+            Err(Outcome::TimedOut) => Err(PromptError::TimedOut("/dev/tty")),
+            Err(Outcome::Failed(why)) => {
+                tried.push(format!("/dev/tty: {why}"));
+                Err(PromptError::Unavailable(tried.join("; ")))
+            }
+        }
+    }
+}
+
+const NOT_INSTALLED: &str = "not installed";
+
+/// The yes/no programs to try on this machine, in order. Each gets the question as data (an
+/// argument or the environment), never as script source.
+fn question_methods(q: &Question<'_>) -> Vec<Method> {
+    let mut out = Vec::new();
+    let env = vec![
+        ("PTY_MCP_APPROVE_TARGET", q.target.to_string()),
+        ("PTY_MCP_APPROVE_COMMAND", q.command.to_string()),
+        ("PTY_MCP_APPROVE_REASON", q.reason.to_string()),
+    ];
+    if let Some(approve) = std::env::var_os("PTY_MCP_APPROVE").filter(|v| !v.is_empty()) {
+        out.push(Method {
+            name: "PTY_MCP_APPROVE",
+            program: approve.to_string_lossy().into_owned(),
+            args: vec![q.target.to_string(), q.command.to_string(), q.reason.to_string()],
+            env,
+        });
+    }
+    let text = q.text();
+    if cfg!(target_os = "macos") {
+        let script = "on run argv\ndisplay dialog (item 1 of argv) buttons {\"Refuse\", \"Approve\"} default button \"Refuse\" cancel button \"Refuse\" with title \"pty-mcp\"\nend run";
+        out.push(Method {
+            name: "osascript",
+            program: "osascript".into(),
+            args: vec!["-e".into(), script.into(), text.clone()],
+            env: vec![],
+        });
+    }
+    let display = ["DISPLAY", "WAYLAND_DISPLAY"].iter().any(|v| std::env::var_os(v).is_some_and(|d| !d.is_empty()));
+    if display {
+        out.push(Method {
+            name: "zenity",
+            program: "zenity".into(),
+            args: vec!["--question".into(), "--title=pty-mcp".into(), "--no-markup".into(), format!("--text={text}")],
+            env: vec![],
+        });
+        out.push(Method {
+            name: "kdialog",
+            program: "kdialog".into(),
+            args: vec!["--title".into(), "pty-mcp".into(), "--warningyesno".into(), text],
+            env: vec![],
+        });
+    }
+    out
+}
+
+/// Runs a yes/no program: exit status 0 is yes.
+async fn ask_question(method: &Method, deadline: tokio::time::Instant) -> Result<(), Outcome> {
+    let mut child = tokio::process::Command::new(&method.program)
+        .args(&method.args)
+        .envs(method.env.iter().map(|(k, v)| (*k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            Outcome::Failed(if e.kind() == io::ErrorKind::NotFound { NOT_INSTALLED.into() } else { e.to_string() })
+        })?;
+    match tokio::time::timeout_at(deadline, child.wait()).await {
+        Err(_) => Err(Outcome::TimedOut),
+        Ok(Err(e)) => Err(Outcome::Failed(e.to_string())),
+        Ok(Ok(status)) => match status.code() {
+            Some(0) => Ok(()),
+            Some(_) => Err(Outcome::Cancelled),
+            None => Err(Outcome::Failed("it crashed".into())),
+        },
     }
 }
 
@@ -152,7 +282,7 @@ async fn run(method: &Method, deadline: tokio::time::Instant) -> Result<Secret, 
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| {
-            Outcome::Failed(if e.kind() == io::ErrorKind::NotFound { "not installed".into() } else { e.to_string() })
+            Outcome::Failed(if e.kind() == io::ErrorKind::NotFound { NOT_INSTALLED.into() } else { e.to_string() })
         })?;
     let mut stdout = child.stdout.take().ok_or_else(|| Outcome::Failed("no output pipe".into()))?;
     // Room enough that the buffer is not reallocated (leaving copies behind) for any password.
@@ -174,8 +304,8 @@ async fn run(method: &Method, deadline: tokio::time::Instant) -> Result<Secret, 
     }
 }
 
-/// The last resort: the controlling terminal, if the server has one, with echo off.
-async fn ask_tty(prompt: &str, deadline: tokio::time::Instant) -> Result<Secret, Outcome> {
+/// The last resort: the controlling terminal, if the server has one (echo off for a secret).
+async fn ask_tty(prompt: &str, deadline: tokio::time::Instant, echo: bool) -> Result<Secret, Outcome> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -187,7 +317,8 @@ async fn ask_tty(prompt: &str, deadline: tokio::time::Instant) -> Result<Secret,
     // SAFETY: the AsyncFd owns the descriptor, so it stays open as long as it is registered.
     let tty = unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(|e| Outcome::Failed(e.to_string()))?;
     // Declared after `tty`, so echo comes back on before the descriptor closes.
-    let _echo_off = EchoOff::new(tty.get_ref()).map_err(|e| Outcome::Failed(e.to_string()))?;
+    let _echo_off =
+        if echo { None } else { Some(EchoOff::new(tty.get_ref()).map_err(|e| Outcome::Failed(e.to_string()))?) };
     write_all(tty.get_ref(), prompt.as_bytes()).map_err(|e| Outcome::Failed(e.to_string()))?;
     let mut line = zeroize::Zeroizing::new(Vec::with_capacity(1024));
     let read = async {

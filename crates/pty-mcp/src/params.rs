@@ -305,3 +305,10 @@ pub struct ListRemoteParams {
     /// running, exited or all (default).
     pub status: Option<String>,
 }
+
+/// Parameters of check_policy.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct CheckPolicyParams {
+    pub session_id: String,
+    pub input: String,
+}

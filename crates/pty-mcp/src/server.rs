@@ -25,6 +25,7 @@ use crate::manager::SessionManager;
 use crate::operator::OperatorPrompt;
 use crate::params::*;
 use crate::persistent;
+use crate::policy::gate::{self, Gate, Place};
 use crate::secrets;
 use crate::serial;
 use crate::ssh;
@@ -53,6 +54,8 @@ pub struct PtyMcp {
     manager: Arc<SessionManager>,
     audit: Audit,
     operator: Arc<OperatorPrompt>,
+    /// The policy: what may be typed where.
+    gate: Gate,
     settings: Settings,
     tool_router: ToolRouter<PtyMcp>,
     /// The tool list as clients get it: every schema made lean once (see `schema.rs`).
@@ -65,11 +68,65 @@ impl PtyMcp {
         manager: Arc<SessionManager>,
         operator: Arc<OperatorPrompt>,
         audit: Audit,
+        gate: Gate,
         settings: Settings,
     ) -> PtyMcp {
         let tool_router = Self::tool_router();
         let tools = Arc::new(lean_tools(&tool_router));
-        PtyMcp { manager, audit, operator, settings, tool_router, tools }
+        PtyMcp { manager, audit, operator, gate, settings, tool_router, tools }
+    }
+
+    /// The policy's check of `bytes` about to be typed into session `id`: the line they end
+    /// (with what earlier calls typed of it) must pass; then the line is followed on. Keys for a
+    /// full-screen program (the alternate screen: an editor, a pager) are not command lines.
+    async fn check_typing(&self, id: &str, bytes: &[u8], ctx: &RequestContext<RoleServer>) -> Result<(), ToolError> {
+        if self.gate.policy.rules().is_none() {
+            return Ok(());
+        }
+        let Ok(entry) = self.manager.get(id) else { return Ok(()) }; // the tool reports the bad id
+        if entry.session.modes().alt_screen {
+            return Ok(());
+        }
+        let mut line = entry.line.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(ended) = line.feed(bytes) {
+            let place = self.place(&entry);
+            self.gate.pass(&place, &ended.text, ended.uncertain, Some(&ctx.peer)).await?;
+        }
+        *entry.line.lock().unwrap_or_else(|e| e.into_inner()) = line;
+        Ok(())
+    }
+
+    /// Where input to `entry` goes, for the policy.
+    fn place<'a>(&self, entry: &'a crate::manager::Entry) -> Place<'a> {
+        let at_shell = entry.session.state().0 == engine::State::AtPrompt;
+        Place { session_id: &entry.id, kind: entry.kind, target: &entry.target, names: entry.policy_names(), at_shell }
+    }
+
+    /// The policy's check of the command a `create_*` call starts, before anything runs.
+    async fn check_command(
+        &self,
+        kind: &str,
+        target: &str,
+        command: Option<&str>,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<(), ToolError> {
+        // A bare shell runs nothing by itself: what is typed into it is checked as it is typed.
+        let Some(command) = command.filter(|c| !c.trim().is_empty() && !crate::policy::parse::is_interactive_shell(c))
+        else {
+            return Ok(());
+        };
+        let names = gate::names(kind, target, Some(target));
+        let place = Place { session_id: "", kind, target, names, at_shell: true };
+        self.gate.pass(&place, command, false, Some(&ctx.peer)).await
+    }
+
+    /// A session as get_session_state and list_sessions describe it, with its policy.
+    fn describe(&self, entry: &crate::manager::Entry, as_list: bool) -> Value {
+        let mut info = json!(tools::session_info(entry, as_list));
+        if let Some(policy) = self.gate.policy.summary(&entry.policy_names()) {
+            info["policy"] = json!(policy);
+        }
+        info
     }
 
     /// Records a session this call opened (its id, and later its end).
@@ -175,7 +232,7 @@ fn secs(s: Option<i64>, default: i64) -> Duration {
 #[tool_router]
 impl PtyMcp {
     #[tool(
-        description = "Start a program on a local terminal (default bash; python3, node, any command line).",
+        description = "Start a program on a local terminal (default bash; any command line).",
         annotations(
             title = "Create local session",
             read_only_hint = false,
@@ -189,7 +246,9 @@ impl PtyMcp {
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let target = p.command.clone().unwrap_or_else(|| "/bin/bash".into());
-        run(ctx, None, async {
+        run(ctx.clone(), None, async {
+            let line = std::iter::once(target.clone()).chain(p.args.iter().flatten().cloned()).collect::<Vec<_>>();
+            self.check_command("local", "local", Some(&line.join(" ")), &ctx).await?;
             self.audit.before_create("local", &target).await?;
             let created = tools::create_local_session(&self.manager, self.settings, p).await?;
             self.audit_created(&created);
@@ -199,7 +258,7 @@ impl PtyMcp {
     }
 
     #[tool(
-        description = "Type input and Enter, then wait until it completes (or for the regex wait_for). Returns its output, exit_code and state.",
+        description = "Type input and Enter; wait until it completes (or for wait_for). Returns output, exit_code, state.",
         annotations(title = "Send input", read_only_hint = false, destructive_hint = true, open_world_hint = false)
     )]
     async fn send_input(
@@ -208,7 +267,9 @@ impl PtyMcp {
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let total = p.wait_for.as_ref().map(|_| secs(p.wait_for_timeout, tools::DEFAULT_WAIT_FOR_SECS));
-        run(ctx, total, async {
+        run(ctx.clone(), total, async {
+            let enter = if p.raw.unwrap_or(false) { "" } else { "\r" };
+            self.check_typing(&p.session_id, format!("{}{enter}", p.input).as_bytes(), &ctx).await?;
             let cmd = self.audit.before_input(&self.manager, &p.session_id, &p.input, p.raw.unwrap_or(false)).await?;
             let reply = tools::send_input(&self.manager, p).await?;
             self.audit.after_input(cmd, reply.output());
@@ -218,7 +279,7 @@ impl PtyMcp {
     }
 
     #[tool(
-        description = "Read output: wait for it to settle (default), re-read since_cursor, wait_for a regex, or screen:true (top, vim, menus).",
+        description = "Read output: settle (default), re-read since_cursor, wait_for a regex, or screen:true (top, vim).",
         annotations(title = "Read output", read_only_hint = true, destructive_hint = false, open_world_hint = false)
     )]
     async fn read_output(
@@ -231,7 +292,7 @@ impl PtyMcp {
     }
 
     #[tool(
-        description = "Press keys (ctrl+c, enter, arrows, f5, \"escape : w q enter\"). Returns the output, and the screen of a full-screen program.",
+        description = "Press keys. Returns the output, and the screen of a full-screen program.",
         annotations(title = "Send keys", read_only_hint = false, destructive_hint = true, open_world_hint = false)
     )]
     async fn send_control(
@@ -239,7 +300,12 @@ impl PtyMcp {
         Parameters(p): Parameters<SendControlParams>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        run(ctx, None, async {
+        run(ctx.clone(), None, async {
+            if let Ok(entry) = self.manager.get(&p.session_id) {
+                let app_cursor = entry.session.modes().app_cursor;
+                let bytes: Vec<u8> = tools::parse_keys(&p.key)?.iter().flat_map(|k| k.bytes(app_cursor)).collect();
+                self.check_typing(&p.session_id, &bytes, &ctx).await?;
+            }
             let keys = serde_json::to_value(&p.key).unwrap_or_default();
             self.audit.before_event(&self.manager, &p.session_id, "send_control", json!({"keys": keys})).await?;
             tools::send_control(&self.manager, p).await
@@ -248,7 +314,7 @@ impl PtyMcp {
     }
 
     #[tool(
-        description = "Open a terminal on an SSH host (ssh_config applies; host keys verified; passwords asked from the operator, never you).",
+        description = "Open a terminal on an SSH host (ssh_config applies; passwords come from the operator, never you).",
         annotations(
             title = "Create SSH session",
             read_only_hint = false,
@@ -262,9 +328,13 @@ impl PtyMcp {
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let target = p.ssh.host.clone().unwrap_or_default();
-        run(ctx, None, async {
+        run(ctx.clone(), None, async {
+            self.check_command("ssh", &target, p.command.as_deref(), &ctx).await?;
             self.audit.before_create("ssh", &target).await?;
             let created = ssh::create_ssh_session(&self.manager, &self.operator, self.settings, p).await?;
+            if let Ok(entry) = self.manager.get(&created.session_id) {
+                entry.set_alias(&target);
+            }
             self.audit_created(&created);
             Ok(created)
         })
@@ -339,7 +409,7 @@ impl PtyMcp {
     }
 
     #[tool(
-        description = "Ask the operator for a secret now; it is typed at the next password prompt (sudo, su).",
+        description = "Ask the operator for a secret now; it is typed at the next password prompt.",
         annotations(
             title = "Prepare secret",
             read_only_hint = false,
@@ -378,11 +448,11 @@ impl PtyMcp {
     }
 
     #[tool(
-        description = "What a session is doing: state, exit codes, cwd, unread bytes.",
+        description = "A session's state, exit codes, cwd, unread bytes.",
         annotations(title = "Session state", read_only_hint = true, open_world_hint = false)
     )]
     async fn get_session_state(&self, Parameters(p): Parameters<SessionParams>) -> CallToolResult {
-        to_result(self.manager.get(&p.session_id).map(|e| tools::session_info(&e, false)))
+        to_result(self.manager.get(&p.session_id).map(|e| self.describe(&e, false)))
     }
 
     #[tool(
@@ -390,8 +460,30 @@ impl PtyMcp {
         annotations(title = "List sessions", read_only_hint = true, open_world_hint = false)
     )]
     async fn list_sessions(&self) -> CallToolResult {
-        let list: Vec<_> = self.manager.list().iter().map(|e| tools::session_info(e, true)).collect();
+        let list: Vec<_> = self.manager.list().iter().map(|e| self.describe(e, true)).collect();
         to_result(Ok::<_, ToolError>(list))
+    }
+
+    #[tool(
+        description = "Would the policy allow, ask or deny this input, and why? Types nothing.",
+        annotations(title = "Check policy", read_only_hint = true, open_world_hint = false)
+    )]
+    async fn check_policy(&self, Parameters(p): Parameters<CheckPolicyParams>) -> CallToolResult {
+        to_result(self.manager.get(&p.session_id).map(|entry| {
+            let mut line = entry.line.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let text = line.feed(format!("{}\r", p.input).as_bytes());
+            let decision = text.and_then(|t| self.gate.decide(&self.place(&entry), &t.text, t.uncertain));
+            match decision {
+                None => json!({"action": "allow", "policy": null}),
+                Some(d) => json!({
+                    "action": d.action.as_str(),
+                    "rule": d.rule,
+                    "reason": d.reason,
+                    "command": d.segment,
+                    "policy": self.gate.policy.summary(&entry.policy_names()),
+                }),
+            }
+        }))
     }
 
     #[tool(
@@ -412,7 +504,7 @@ impl PtyMcp {
     }
 
     #[tool(
-        description = "Sessions an ai-tmux keeps, on host or (no host) on this machine.",
+        description = "Sessions an ai-tmux keeps (on host, or on this machine).",
         annotations(title = "List persistent sessions", read_only_hint = true, open_world_hint = true)
     )]
     async fn list_remote_sessions(

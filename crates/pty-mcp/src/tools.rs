@@ -862,16 +862,24 @@ pub async fn read_output(manager: &SessionManager, p: ReadOutputParams) -> Resul
     Ok(ReadReply::Output(reply))
 }
 
-/// Presses keys, then waits for the program to settle.
-pub async fn send_control(manager: &SessionManager, p: SendControlParams) -> Result<OutputReply, ToolError> {
-    let entry = manager.get_live(&p.session_id).await?;
-    let session = &entry.session;
-    let keys = match &p.key {
+/// The keys a `send_control` names.
+///
+/// # Errors
+/// `INVALID_PARAMS` for an unknown key or an empty list.
+pub fn parse_keys(key: &Keys) -> Result<Vec<keys::Key>, ToolError> {
+    match key {
         Keys::Sequence(spec) => keys::parse_sequence(spec),
         Keys::List(list) if list.is_empty() => Err(keys::KeyError { key: String::new() }),
         Keys::List(list) => list.iter().map(|k| keys::parse_key(k.trim())).collect(),
     }
-    .map_err(|e| ToolError::invalid(e.to_string()))?;
+    .map_err(|e| ToolError::invalid(e.to_string()))
+}
+
+/// Presses keys, then waits for the program to settle.
+pub async fn send_control(manager: &SessionManager, p: SendControlParams) -> Result<OutputReply, ToolError> {
+    let entry = manager.get_live(&p.session_id).await?;
+    let session = &entry.session;
+    let keys = parse_keys(&p.key)?;
     let mut warnings = Warnings::default();
     let timeout = warnings.clamp("timeout_ms", p.timeout_ms, 5000, 0, 30_000);
     let cap = warnings.clamp("max_output_bytes", p.max_output_bytes, DEFAULT_MAX_OUTPUT as i64, 256, 16 << 20) as usize;

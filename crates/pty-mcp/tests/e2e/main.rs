@@ -13,6 +13,7 @@ mod links;
 mod local;
 mod persistent;
 mod plugin;
+mod policy;
 mod protocol;
 mod repl;
 mod secrets;
