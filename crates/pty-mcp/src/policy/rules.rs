@@ -344,6 +344,14 @@ mod tests {
     }
 
     #[test]
+    fn a_shell_only_rule_leaves_other_programs_alone() {
+        let rules = parse("[[rule]]\naction = \"deny\"\nmatch = '^exit'\nprograms = [\"shell\"]").unwrap();
+        let targets = ["local".to_string()];
+        assert!(rules.rules[0].matches("exit", &targets, true));
+        assert!(!rules.rules[0].matches("exit", &targets, false));
+    }
+
+    #[test]
     fn bad_files_are_refused_with_what_is_wrong() {
         assert!(parse("default = \"maybe\"").unwrap_err().contains("maybe"));
         assert!(parse("[[rule]]\naction = \"deny\"\nmatch = '('").unwrap_err().contains("rule 1"));

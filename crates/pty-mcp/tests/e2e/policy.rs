@@ -141,6 +141,7 @@ async fn ask_goes_to_the_operator_who_approves_refuses_or_does_not_answer() {
     let setup = Setup::new(
         r#"
 approval_timeout = 2
+remember_approval = 600
 [[rule]]
 action = "ask"
 match = '^touch\b'
@@ -173,6 +174,16 @@ reason = "touching needs a person"
     let r = s.input(&id, &touch).await;
     assert_eq!(r["exit_code"], 0, "{r}");
     assert!(setup.marker().exists(), "the approved command did not run");
+    // Remembered for this session and this exact command only.
+    setup.answer("no");
+    let asked = std::fs::read_to_string(setup.path("asked")).unwrap().lines().count();
+    assert_eq!(s.input(&id, &touch).await["exit_code"], 0);
+    assert_eq!(std::fs::read_to_string(setup.path("asked")).unwrap().lines().count(), asked, "asked again");
+    let e = s.call_err("send_input", json!({"session_id": id, "input": format!("{touch} x")})).await;
+    assert_eq!(code(&e), "APPROVAL_DENIED", "{e}");
+    let other = s.bash().await;
+    let e = s.call_err("send_input", json!({"session_id": other, "input": touch})).await;
+    assert_eq!(code(&e), "APPROVAL_DENIED", "{e}");
 }
 
 #[tokio::test]
@@ -239,8 +250,8 @@ async fn start_and_fail(setup: &Setup) -> String {
 
 #[tokio::test]
 async fn decisions_are_audited() {
-    use crate::audit::{Collector, audit_home, events, wait_until};
-    let setup = Setup::new(DENY_TOUCH);
+    use crate::audit::{Collector, audit_home, wait_until};
+    let setup = Setup::new(&format!("{DENY_TOUCH}\n[[rule]]\naction = \"ask\"\nmatch = '^mkdir\\b'\n"));
     let port = crate::harness::free_port();
     let log = setup.path("audit.jsonl");
     let _collector = Collector::start(port, &log).await;
@@ -251,10 +262,33 @@ async fn decisions_are_audited() {
     let id = s.bash().await;
     let e = s.call_err("send_input", json!({"session_id": id, "input": "touch /nonexistent/x"})).await;
     assert_eq!(code(&e), "POLICY_DENIED", "{e}");
-    let records = wait_until(&log, "the decision", |r| events(r).iter().any(|e| e == "policy_decision")).await;
-    let d = records.iter().find(|r| r["event"] == "policy_decision").unwrap();
-    assert_eq!((d["decision"].as_str(), d["rule"].as_str()), (Some("denied"), Some("rule 1")), "{d}");
-    assert!(!events(&records).contains(&"cmd".to_string()), "a denied command was recorded as typed");
+    let dir = setup.path("made");
+    setup.answer("no");
+    let e = s.call_err("send_input", json!({"session_id": id, "input": format!("mkdir {}", dir.display())})).await;
+    assert_eq!(code(&e), "APPROVAL_DENIED", "{e}");
+    setup.answer("yes");
+    s.input(&id, &format!("mkdir {}", dir.display())).await;
+    assert!(dir.is_dir());
+    let decided = |r: &[Value]| r.iter().filter(|v| v["event"] == "policy_decision").cloned().collect::<Vec<_>>();
+    let records = wait_until(&log, "the three decisions", |r| decided(r).len() >= 3).await;
+    let seen: Vec<(String, String, String)> = decided(&records)
+        .iter()
+        .map(|d| {
+            let field = |k: &str| d[k].as_str().unwrap_or("-").to_string();
+            (field("decision"), field("rule"), field("approver"))
+        })
+        .collect();
+    let expected = [
+        ("denied", "rule 1", "-"),
+        ("refused", "rule 2", "PTY_MCP_APPROVE"),
+        ("approved", "rule 2", "PTY_MCP_APPROVE"),
+    ];
+    let expected: Vec<(String, String, String)> =
+        expected.iter().map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())).collect();
+    assert_eq!(seen, expected);
+    // Only the approved command was typed.
+    let typed: Vec<&str> = records.iter().filter_map(|r| r["cmd"].as_str()).collect();
+    assert_eq!(typed, [format!("mkdir {}", dir.display())], "{records:?}");
 }
 
 #[tokio::test]
@@ -282,6 +316,21 @@ reason = "not on testbox"
     assert_eq!(st["policy"]["rules"], 1, "{st}");
     assert_eq!(output(&s.input(&id, "echo over-ssh").await), "over-ssh\n");
     assert!(!setup.marker().exists(), "a denied command ran over SSH");
+    // The presets and ask hold over SSH too (check_policy types nothing: no reboot is risked).
+    setup.write_policy("include = [\"destructive\"]\n[[rule]]\naction = \"ask\"\nmatch = '^touch\\b'\n");
+    for (input, action) in [("sudo reboot", "ask"), ("echo $(mkfs.ext4 /dev/sdz)", "ask"), ("ls", "allow")] {
+        let c = s.call("check_policy", json!({"session_id": id, "input": input})).await;
+        assert_eq!(c["action"], action, "{input}: {c}");
+    }
+    setup.answer("no");
+    let e = s
+        .call_err("send_input", json!({"session_id": id, "input": format!("touch {}", setup.marker().display())}))
+        .await;
+    assert_eq!(code(&e), "APPROVAL_DENIED", "{e}");
+    assert!(!setup.marker().exists(), "a refused command ran over SSH");
+    let asked = std::fs::read_to_string(setup.path("asked")).unwrap();
+    assert!(asked.starts_with(&format!("root@127.0.0.1:{}|", sshd.port())), "{asked}");
+    setup.write_policy("[[rule]]\naction = \"deny\"\nmatch = '^touch\\b'\ntargets = [\"testbox\"]\n");
     // The rule names testbox only: a local session may touch.
     let local = s.bash().await;
     assert_eq!(s.input(&local, &format!("touch {}", setup.marker().display())).await["exit_code"], 0);
