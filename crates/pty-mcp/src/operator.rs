@@ -182,19 +182,24 @@ fn question_methods(q: &Question<'_>) -> Vec<Method> {
     out
 }
 
-/// Runs a yes/no program: exit status 0 is yes.
-async fn ask_question(method: &Method, deadline: tokio::time::Instant) -> Result<(), Outcome> {
-    let mut child = tokio::process::Command::new(&method.program)
+/// Starts a dialog program (killed if the wait for it is given up).
+fn spawn(method: &Method, stdout: Stdio) -> Result<tokio::process::Child, Outcome> {
+    tokio::process::Command::new(&method.program)
         .args(&method.args)
         .envs(method.env.iter().map(|(k, v)| (*k, v)))
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| {
             Outcome::Failed(if e.kind() == io::ErrorKind::NotFound { NOT_INSTALLED.into() } else { e.to_string() })
-        })?;
+        })
+}
+
+/// Runs a yes/no program: exit status 0 is yes.
+async fn ask_question(method: &Method, deadline: tokio::time::Instant) -> Result<(), Outcome> {
+    let mut child = spawn(method, Stdio::null())?;
     match tokio::time::timeout_at(deadline, child.wait()).await {
         Err(_) => Err(Outcome::TimedOut),
         Ok(Err(e)) => Err(Outcome::Failed(e.to_string())),
@@ -273,17 +278,7 @@ fn wslenv_with(name: &str) -> String {
 }
 /// Runs a dialog program; its standard output is the secret.
 async fn run(method: &Method, deadline: tokio::time::Instant) -> Result<Secret, Outcome> {
-    let mut child = tokio::process::Command::new(&method.program)
-        .args(&method.args)
-        .envs(method.env.iter().map(|(k, v)| (*k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| {
-            Outcome::Failed(if e.kind() == io::ErrorKind::NotFound { NOT_INSTALLED.into() } else { e.to_string() })
-        })?;
+    let mut child = spawn(method, Stdio::piped())?;
     let mut stdout = child.stdout.take().ok_or_else(|| Outcome::Failed("no output pipe".into()))?;
     // Room enough that the buffer is not reallocated (leaving copies behind) for any password.
     let mut buf = zeroize::Zeroizing::new(Vec::with_capacity(8192));

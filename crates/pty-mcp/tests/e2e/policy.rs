@@ -206,6 +206,37 @@ async fn presets_check_policy_and_the_state_show_the_policy() {
     let list = s.call("list_sessions", json!({})).await;
     assert!(list.to_string().contains("read-only"), "{list}");
     assert!(!setup.marker().exists());
+    // The destructive preset (check_policy types nothing, so nothing risky is typed here).
+    setup.write_policy("include = [\"destructive\"]\n");
+    for (input, action) in [
+        ("rm -rf /", "ask"),
+        ("cd /tmp && rm -r -f ~", "ask"),
+        ("sudo -u root dd if=/dev/zero of=/dev/sda", "ask"),
+        ("bash -c 'shutdown -h now'", "ask"),
+        ("git push --force origin main", "ask"),
+        ("rm -rf ./build", "allow"),
+        ("echo reboot", "allow"),
+    ] {
+        let c = s.call("check_policy", json!({"session_id": id, "input": input})).await;
+        assert_eq!(c["action"], action, "{input}: {c}");
+    }
+}
+
+/// `approval = "client"` asks the MCP client (elicitation); a client that cannot be asked (this
+/// test client declares no elicitation) means no, and the message says why.
+#[tokio::test]
+async fn client_approval_without_a_client_that_can_answer_is_a_refusal() {
+    let setup = Setup::new("approval = \"client\"\n[[rule]]\naction = \"ask\"\nmatch = '^touch\\b'\n");
+    let s = setup.server().await;
+    let id = s.bash().await;
+    setup.answer("yes");
+    let e = s
+        .call_err("send_input", json!({"session_id": id, "input": format!("touch {}", setup.marker().display())}))
+        .await;
+    assert_eq!(code(&e), "APPROVAL_DENIED", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("client"), "{e}");
+    assert!(!setup.marker().exists());
+    assert!(!setup.path("asked").exists(), "the operator's approver was asked instead of the client");
 }
 
 #[tokio::test]

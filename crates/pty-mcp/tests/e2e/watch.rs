@@ -180,6 +180,22 @@ impl Browser {
     }
 }
 
+/// `pty-mcp watch --no-open` with `extra` arguments for the servers whose sockets are in
+/// `control`: the process, and the URL it printed.
+async fn watch(control: &str, extra: &[&std::ffi::OsStr]) -> (tokio::process::Child, String) {
+    let mut watch = tokio::process::Command::new(binary())
+        .args(["watch", "--no-open"])
+        .args(extra)
+        .env("PTY_MCP_CONTROL_DIR", control)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let url = tokio::time::timeout(STEP, lines.next_line()).await.unwrap().unwrap().expect("the URL");
+    (watch, url)
+}
+
 #[tokio::test]
 async fn the_watch_page_shows_the_agents_terminal_live() {
     let control = tempfile::tempdir().unwrap();
@@ -190,15 +206,7 @@ async fn the_watch_page_shows_the_agents_terminal_live() {
     let id = v["session_id"].as_str().unwrap().to_string();
     s.input(&id, "printf '\\033[1;31m%s\\033[0m\\n' agent-on-the-page").await;
     s.input(&id, "(exit 3)").await;
-    let mut watch = tokio::process::Command::new(binary())
-        .args(["watch", "--no-open"])
-        .env("PTY_MCP_CONTROL_DIR", dir)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
-    let url = tokio::time::timeout(STEP, lines.next_line()).await.unwrap().unwrap().expect("the URL");
+    let (_watch, url) = watch(dir, &[]).await;
     let (base, token) = url.split_once("/?token=").expect("a URL with a token");
     assert!(base.starts_with("http://127.0.0.1:"), "{url}");
     let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
@@ -257,18 +265,15 @@ async fn watch_beyond_loopback_needs_tls() {
     assert!(!plain.status.success() && said.contains("--tls-cert"), "{said}");
     let certs = tempfile::tempdir().unwrap();
     let (ca, cert, key) = crate::audit::tls_files(certs.path());
-    let mut watch = tokio::process::Command::new(binary())
-        .args(["watch", "--no-open", "--bind", "0.0.0.0", "--tls-cert"])
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&key)
-        .env("PTY_MCP_CONTROL_DIR", dir)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
-    let url = tokio::time::timeout(STEP, lines.next_line()).await.unwrap().unwrap().expect("the URL");
+    let tls = [
+        "--bind".as_ref(),
+        "0.0.0.0".as_ref(),
+        "--tls-cert".as_ref(),
+        cert.as_os_str(),
+        "--tls-key".as_ref(),
+        key.as_os_str(),
+    ];
+    let (_watch, url) = watch(dir, &tls).await;
     assert!(url.starts_with("https://"), "{url}");
     let (base, token) = url.split_once("/?token=").unwrap();
     let port = base.rsplit(':').next().unwrap();
