@@ -11,14 +11,10 @@ mod lenient;
 mod manager;
 mod operator;
 mod params;
-mod persistent;
 mod policy;
 mod reply;
 mod schema;
-mod secrets;
-mod serial;
 mod server;
-mod ssh;
 mod tools;
 
 use std::io::IsTerminal;

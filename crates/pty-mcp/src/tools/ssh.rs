@@ -12,8 +12,8 @@ use crate::error::{Code, ToolError};
 use crate::manager::SessionManager;
 use crate::operator::OperatorPrompt;
 use crate::params::{CreateSshParams, SshTargetParams};
-use crate::persistent;
 use crate::reply;
+use crate::tools::persistent;
 use crate::tools::{Created, Settings, open_log, terminal_size};
 
 /// How long the remote banner and first prompt may take to appear.

@@ -71,7 +71,7 @@ fn unavailable(message: impl Into<String>) -> ToolError {
 /// (authentication, host key…), ai-tmux missing, or the daemon unreachable or too basic.
 fn reach_error(e: std::io::Error) -> ToolError {
     if let Some(ssh) = e.get_ref().and_then(|inner| inner.downcast_ref::<ssh::SshError>()) {
-        return crate::ssh::ssh_error(ssh);
+        return crate::tools::ssh::ssh_error(ssh);
     }
     let retryable = !matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::Unsupported);
     ToolError { code: Code::DaemonUnavailable, message: e.to_string(), retryable }
@@ -154,7 +154,7 @@ pub fn ssh_dial(opts: Arc<SshOptions>) -> Dial {
 /// Uploads this pty-mcp's `ai-tmux` to `~/.local/bin` on the host, when the host's OS and
 /// architecture (`uname -sm`) match ours.
 pub async fn install(opts: &SshOptions) -> Result<String, ToolError> {
-    let connected = ssh::connect(opts).await.map_err(|e| crate::ssh::ssh_error(&e))?;
+    let connected = ssh::connect(opts).await.map_err(|e| crate::tools::ssh::ssh_error(&e))?;
     let (_, uname) = connected.run("uname -sm", b"", CALL_TIMEOUT).await.map_err(|e| unavailable(e.to_string()))?;
     // The last line: startup files may print before it.
     let uname = String::from_utf8_lossy(&uname);

@@ -1,5 +1,5 @@
 //! The MCP face of pty-mcp: tool declarations, and the wrapper every call goes through
-//! (cancellation, progress on long waits, result shaping). The work is in `tools.rs`.
+//! (cancellation, progress on long waits, result shaping). The work is in `tools/`.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -24,11 +24,11 @@ use crate::error::{Code, ToolError};
 use crate::manager::SessionManager;
 use crate::operator::OperatorPrompt;
 use crate::params::*;
-use crate::persistent;
 use crate::policy::gate::{self, Gate, Place};
-use crate::secrets;
-use crate::serial;
-use crate::ssh;
+use crate::tools::persistent;
+use crate::tools::secrets;
+use crate::tools::serial;
+use crate::tools::ssh;
 use crate::tools::{self, Settings};
 
 /// How often a long wait reports progress to a client that asked for it.
