@@ -11,7 +11,7 @@ use rmcp::{Peer, RoleServer};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Action, Approval, Decision, Policy};
+use super::{Action, Approval, Decision, Policy, Rules};
 use crate::audit::Audit;
 use crate::error::{Code, ToolError};
 use crate::operator::{OperatorPrompt, PromptError, Question};
@@ -66,9 +66,9 @@ struct ClientApproval {
 rmcp::elicit_safe!(ClientApproval);
 
 impl Gate {
-    /// What the policy says about `text` at `place` (for `check_policy`); None without a policy.
-    pub fn decide(&self, place: &Place<'_>, text: &str, uncertain: bool) -> Option<Decision> {
-        let mut decision = self.policy.check(&place.names, place.at_shell, text)?;
+    /// What `rules` say about `text` at `place` (also for `check_policy`).
+    pub fn decide(rules: &Rules, place: &Place<'_>, text: &str, uncertain: bool) -> Decision {
+        let mut decision = rules.check(&place.names, place.at_shell, text);
         if uncertain && decision.action < Action::Ask {
             decision = Decision {
                 action: Action::Ask,
@@ -81,21 +81,23 @@ impl Gate {
                 unparsed: true,
             };
         }
-        Some(decision)
+        decision
     }
 
-    /// Lets `text` be typed at `place`, or says why not (nothing is typed then).
+    /// Lets `text` be typed at `place` under `rules` (the policy in force, read once by the
+    /// caller), or says why not (nothing is typed then).
     ///
     /// # Errors
     /// `POLICY_DENIED`, `APPROVAL_DENIED`, `APPROVAL_TIMEOUT`, `AUDIT_UNAVAILABLE`.
     pub async fn pass(
         &self,
+        rules: &Rules,
         place: &Place<'_>,
         text: &str,
         uncertain: bool,
         client: Option<&Peer<RoleServer>>,
     ) -> Result<(), ToolError> {
-        let Some(decision) = self.decide(place, text, uncertain) else { return Ok(()) };
+        let decision = Gate::decide(rules, place, text, uncertain);
         let why = decision.reason.clone().unwrap_or_else(|| "the policy's default".into());
         match decision.action {
             Action::Allow => {
@@ -116,7 +118,6 @@ impl Gate {
                 ))
             }
             Action::Ask => {
-                let Some(rules) = self.policy.rules() else { return Ok(()) };
                 if self.policy.remembered(place.session_id, text) {
                     return self.record(place, &decision, "approved", Some("remembered")).await;
                 }
@@ -130,7 +131,7 @@ impl Gate {
                 match answer {
                     Ok(by) => {
                         self.record(place, &decision, "approved", Some(by)).await?;
-                        self.policy.remember(place.session_id, text, &rules);
+                        self.policy.remember(place.session_id, text, rules);
                         Ok(())
                     }
                     Err(PromptError::Cancelled(by)) => {

@@ -154,40 +154,6 @@ impl Policy {
         state.rules.clone()
     }
 
-    /// What the policy says about typing `text` into a session known as `targets`, at a shell's
-    /// prompt or not; None without a policy. The strictest command decides.
-    pub fn check(&self, targets: &[String], at_shell: bool, text: &str) -> Option<Decision> {
-        let rules = self.rules()?;
-        let mut worst: Option<Decision> = None;
-        for segment in parse::segments(text) {
-            let rule = rules.rules.iter().find(|r| r.matches(&segment.text, targets, at_shell));
-            let mut action = rule.map_or(rules.default, |r| r.action);
-            if segment.unparsed {
-                action = action.max(Action::Ask);
-            }
-            if worst.as_ref().is_none_or(|w| action > w.action) {
-                worst = Some(Decision {
-                    action,
-                    rule: rule.map(|r| r.name.clone()),
-                    reason: match (rule, segment.unparsed) {
-                        (_, true) => Some("the text could not be split into commands for sure".into()),
-                        (Some(r), false) => r.reason.clone(),
-                        (None, false) => None,
-                    },
-                    segment: segment.text,
-                    unparsed: segment.unparsed,
-                });
-            }
-        }
-        Some(worst.unwrap_or(Decision {
-            action: Action::Allow,
-            rule: None,
-            reason: None,
-            segment: String::new(),
-            unparsed: false,
-        }))
-    }
-
     /// The policy in force for a session known as `targets`, for display.
     pub fn summary(&self, targets: &[String]) -> Option<Summary> {
         let rules = self.rules()?;
@@ -223,6 +189,41 @@ impl Policy {
     }
 }
 
+impl Rules {
+    /// What the rules say about typing `text` into a session known as `targets`, at a shell's
+    /// prompt or not. The strictest command decides.
+    pub fn check(&self, targets: &[String], at_shell: bool, text: &str) -> Decision {
+        let mut worst: Option<Decision> = None;
+        for segment in parse::segments(text) {
+            let rule = self.rules.iter().find(|r| r.matches(&segment.text, targets, at_shell));
+            let mut action = rule.map_or(self.default, |r| r.action);
+            if segment.unparsed {
+                action = action.max(Action::Ask);
+            }
+            if worst.as_ref().is_none_or(|w| action > w.action) {
+                worst = Some(Decision {
+                    action,
+                    rule: rule.map(|r| r.name.clone()),
+                    reason: match (rule, segment.unparsed) {
+                        (_, true) => Some("the text could not be split into commands for sure".into()),
+                        (Some(r), false) => r.reason.clone(),
+                        (None, false) => None,
+                    },
+                    segment: segment.text,
+                    unparsed: segment.unparsed,
+                });
+            }
+        }
+        worst.unwrap_or(Decision {
+            action: Action::Allow,
+            rule: None,
+            reason: None,
+            segment: String::new(),
+            unparsed: false,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,18 +239,22 @@ mod tests {
 
     const LOCAL: &[String] = &[];
 
+    fn check(p: &Policy, text: &str) -> Decision {
+        p.rules().unwrap().check(LOCAL, true, text)
+    }
+
     #[test]
     fn the_strictest_command_decides() {
         let (_dir, p) = policy(
             "include = [\"destructive\"]\n[[rule]]\naction = \"deny\"\nmatch = '^rm\\s+-rf\\s+/$'\nreason = \"no\"",
         );
-        let d = p.check(LOCAL, true, "echo hi; sudo reboot && rm -rf /").unwrap();
+        let d = check(&p, "echo hi; sudo reboot && rm -rf /");
         assert_eq!((d.action, d.rule.as_deref(), d.segment.as_str()), (Action::Deny, Some("rule 1"), "rm -rf /"));
-        let d = p.check(LOCAL, true, "echo hi\nsh -c 'reboot'").unwrap();
+        let d = check(&p, "echo hi\nsh -c 'reboot'");
         assert_eq!((d.action, d.segment.as_str()), (Action::Ask, "reboot"));
-        assert_eq!(p.check(LOCAL, true, "ls -l").unwrap().action, Action::Allow);
+        assert_eq!(check(&p, "ls -l").action, Action::Allow);
         // Text that cannot be split is asked about at least.
-        let d = p.check(LOCAL, true, "echo 'unclosed").unwrap();
+        let d = check(&p, "echo 'unclosed");
         assert!(d.unparsed && d.action == Action::Ask, "{d:?}");
     }
 
@@ -257,7 +262,7 @@ mod tests {
     fn no_file_checks_nothing_and_a_bad_one_refuses_to_start() {
         let dir = tempfile::tempdir().unwrap();
         let p = Policy::load(dir.path().join("none.toml")).unwrap();
-        assert_eq!(p.check(LOCAL, true, "rm -rf /"), None);
+        assert!(p.rules().is_none(), "no file, no rules");
         let bad = dir.path().join("bad.toml");
         std::fs::write(&bad, "default = ").unwrap();
         std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -270,13 +275,13 @@ mod tests {
     #[test]
     fn a_bad_edit_keeps_the_last_good_policy_and_says_so() {
         let (dir, p) = policy("default = \"deny\"");
-        assert_eq!(p.check(LOCAL, true, "ls").unwrap().action, Action::Deny);
+        assert_eq!(check(&p, "ls").action, Action::Deny);
         let path = dir.path().join("policy.toml");
         std::fs::write(&path, "default = \"allow\"\n[[rule]]\naction = \"deny\"\nmatch = '('").unwrap();
-        assert_eq!(p.check(LOCAL, true, "ls").unwrap().action, Action::Deny);
+        assert_eq!(check(&p, "ls").action, Action::Deny);
         assert!(p.summary(LOCAL).unwrap().problem.unwrap().contains("rule 1"));
         std::fs::write(&path, "default = \"allow\"\n# fixed").unwrap();
-        assert_eq!(p.check(LOCAL, true, "ls").unwrap().action, Action::Allow);
+        assert_eq!(check(&p, "ls").action, Action::Allow);
         assert_eq!(p.summary(LOCAL).unwrap().problem, None);
     }
 }

@@ -25,6 +25,7 @@ use crate::manager::SessionManager;
 use crate::operator::OperatorPrompt;
 use crate::params::*;
 use crate::policy::gate::{self, Gate, Place};
+use crate::policy::line::{Ended, Line};
 use crate::tools::persistent;
 use crate::tools::secrets;
 use crate::tools::serial;
@@ -80,17 +81,15 @@ impl PtyMcp {
     /// (with what earlier calls typed of it) must pass; then the line is followed on. Keys for a
     /// full-screen program (the alternate screen: an editor, a pager) are not command lines.
     async fn check_typing(&self, id: &str, bytes: &[u8], ctx: &RequestContext<RoleServer>) -> Result<(), ToolError> {
-        if self.gate.policy.rules().is_none() {
-            return Ok(());
-        }
+        let Some(rules) = self.gate.policy.rules() else { return Ok(()) };
         let Ok(entry) = self.manager.get(id) else { return Ok(()) }; // the tool reports the bad id
         if entry.session.modes().alt_screen {
             return Ok(());
         }
-        let mut line = entry.line.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some(ended) = line.feed(bytes) {
+        let (line, ended) = line_ended(&entry, bytes);
+        if let Some(ended) = ended {
             let place = self.place(&entry);
-            self.gate.pass(&place, &ended.text, ended.uncertain, Some(&ctx.peer)).await?;
+            self.gate.pass(&rules, &place, &ended.text, ended.uncertain, Some(&ctx.peer)).await?;
         }
         *entry.line.lock().unwrap_or_else(|e| e.into_inner()) = line;
         Ok(())
@@ -117,7 +116,8 @@ impl PtyMcp {
         };
         let names = gate::names(kind, target, Some(target));
         let place = Place { session_id: "", kind, target, names, at_shell: true };
-        self.gate.pass(&place, command, false, Some(&ctx.peer)).await
+        let Some(rules) = self.gate.policy.rules() else { return Ok(()) };
+        self.gate.pass(&rules, &place, command, false, Some(&ctx.peer)).await
     }
 
     /// A session as get_session_state and list_sessions describe it, with its policy.
@@ -137,6 +137,13 @@ impl PtyMcp {
             self.audit.created(entry);
         }
     }
+}
+
+/// The session's line as it would be after typing `bytes`, and the lines they end.
+fn line_ended(entry: &crate::manager::Entry, bytes: &[u8]) -> (Line, Option<Ended>) {
+    let mut line = entry.line.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let ended = line.feed(bytes);
+    (line, ended)
 }
 
 /// The router's tools with lean schemas. Parameters shared by several tools are described
@@ -470,19 +477,18 @@ impl PtyMcp {
     )]
     async fn check_policy(&self, Parameters(p): Parameters<CheckPolicyParams>) -> CallToolResult {
         to_result(self.manager.get(&p.session_id).map(|entry| {
-            let mut line = entry.line.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            let text = line.feed(format!("{}\r", p.input).as_bytes());
-            let decision = text.and_then(|t| self.gate.decide(&self.place(&entry), &t.text, t.uncertain));
-            match decision {
-                None => json!({"action": "allow", "policy": null}),
-                Some(d) => json!({
-                    "action": d.action.as_str(),
-                    "rule": d.rule,
-                    "reason": d.reason,
-                    "command": d.segment,
-                    "policy": self.gate.policy.summary(&entry.policy_names()),
-                }),
-            }
+            let Some(rules) = self.gate.policy.rules() else { return json!({"action": "allow", "policy": null}) };
+            // The input with Enter always ends a line (begun, perhaps, by earlier raw input).
+            let (_, ended) = line_ended(&entry, format!("{}\r", p.input).as_bytes());
+            let (text, uncertain) = ended.map_or((String::new(), false), |e| (e.text, e.uncertain));
+            let d = Gate::decide(&rules, &self.place(&entry), &text, uncertain);
+            json!({
+                "action": d.action.as_str(),
+                "rule": d.rule,
+                "reason": d.reason,
+                "command": d.segment,
+                "policy": self.gate.policy.summary(&entry.policy_names()),
+            })
         }))
     }
 
