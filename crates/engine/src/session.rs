@@ -291,6 +291,12 @@ impl Session {
         before.is_some_and(|(at, reads)| at == from && self.control.reads() == Some(reads))
     }
 
+    /// Whether output past `end` is in the transcript: it may still be on its way to the
+    /// shell's state and the waiters (the transcript takes it first).
+    pub fn output_after(&self, end: Offset) -> bool {
+        lock(&self.shared.transcript).end() > end
+    }
+
     /// The transcript's end: the offset the next output byte will have.
     pub fn end(&self) -> Offset {
         self.shared.signal.borrow().end
@@ -641,6 +647,13 @@ fn masked(shared: &Shared, chunk: &[u8]) -> Option<Vec<u8>> {
 fn ingest(shared: &Shared, chunk: &[u8], writer: &Arc<tokio::sync::Mutex<Writer>>) {
     let masked = masked(shared, chunk);
     let chunk = masked.as_deref().unwrap_or(chunk);
+    let end = append(shared, chunk);
+    announce(shared, chunk, end, writer);
+}
+
+/// The first half of [`ingest`]: the chunk joins the transcript (and the screen, which catches
+/// up from it) before its marks reach the shell's state.
+fn append(shared: &Shared, chunk: &[u8]) -> Offset {
     let end = {
         let mut t = lock(&shared.transcript);
         t.append(chunk);
@@ -650,6 +663,12 @@ fn ingest(shared: &Shared, chunk: &[u8], writer: &Arc<tokio::sync::Mutex<Writer>
     if let Some(r) = lock(&shared.recorder).as_mut() {
         r.output(chunk);
     }
+    end
+}
+
+/// The second half of [`ingest`]: the chunk's marks and queries, then the waiters, told the
+/// transcript now ends at `end`.
+fn announce(shared: &Shared, chunk: &[u8], end: Offset, writer: &Arc<tokio::sync::Mutex<Writer>>) {
     let mut events = Vec::new();
     let modes = {
         let mut scanner = lock(&shared.scanner);
@@ -685,6 +704,17 @@ fn ingest(shared: &Shared, chunk: &[u8], writer: &Arc<tokio::sync::Mutex<Writer>
         });
     }
     shared.signal.send_modify(|s| s.end = end);
+}
+
+#[cfg(test)]
+impl Session {
+    /// Plays the reader halfway through taking in `chunk` (see [`append`]); the returned
+    /// function plays the rest.
+    pub(crate) fn take_in_halfway(&self, chunk: &[u8]) -> impl FnOnce() + use<> {
+        let (shared, writer, chunk) = (self.shared.clone(), self.writer.clone(), chunk.to_vec());
+        let end = append(&shared, &chunk);
+        move || announce(&shared, &chunk, end, &writer)
+    }
 }
 
 /// The bytes a terminal sends back for `queries`, given the cursor (row, column).

@@ -200,6 +200,7 @@ impl Session {
             // An integrated shell's own prompt is not the answer to a command typed at it: the
             // command's marks are (the prompt may be the one the command waits behind). Nor to
             // keys pressed at it, unless drawn after them.
+            let mut heuristic = None;
             let shell_prompt_only = integrated
                 && !running
                 && (opts.command.is_some()
@@ -222,10 +223,10 @@ impl Session {
                     && !(running && self.foreground() == Some(Foreground::Busy))
                     && (opts.return_on_pause || !self.unread_input(opts.from))
                 {
-                    return Settled::Prompt;
+                    heuristic = Some(Settled::Prompt);
                 }
             }
-            if quiet_for >= opts.quiet && !finished {
+            if heuristic.is_none() && quiet_for >= opts.quiet && !finished {
                 // Quiet is an answer only from a program seen waiting for input; a running
                 // command of an integrated shell must be seen reading the terminal itself. A line
                 // typed at an integrated shell that has neither echoed nor started it is not
@@ -239,21 +240,29 @@ impl Session {
                 let untaken = integrated && !running && !new_line && opts.command.is_some();
                 let unread = !untaken && !opts.return_on_pause && self.unread_input(opts.from);
                 let foreground = if untaken { None } else { self.foreground() };
-                let idle = match foreground {
-                    _ if untaken || unread => false,
-                    Some(Foreground::ReadingTerminal) => true,
-                    Some(Foreground::Polling) => !running,
-                    Some(Foreground::Busy) => false,
-                    None if running => false,
-                    None => return Settled::Silent,
+                heuristic = match foreground {
+                    _ if untaken || unread => None,
+                    Some(Foreground::ReadingTerminal) => Some(Settled::Quiet),
+                    Some(Foreground::Polling) if !running => Some(Settled::Quiet),
+                    None if !running => Some(Settled::Silent),
+                    _ => None,
                 };
-                if idle {
-                    return Settled::Quiet;
-                }
-                if opts.return_on_pause && !untaken {
-                    return Settled::Paused;
+                if heuristic.is_none() && opts.return_on_pause && !untaken {
+                    heuristic = Some(Settled::Paused);
                 }
                 recheck = ((!running && foreground.is_some()) || unread).then(|| now + opts.quiet);
+            }
+            if let Some(settled) = heuristic {
+                // Everything above judged the output up to `signal.end`; the screen and the
+                // program's state were read later. Output that came meanwhile (the shell's end
+                // mark and prompt, drawn while this looked) may not have its marks applied
+                // yet: the moment is judged again with it.
+                if !self.output_after(signal.end) {
+                    return settled;
+                }
+                last_output = Instant::now();
+                prompt_checked = false;
+                recheck = None;
             }
             if now >= deadline {
                 return Settled::TimedOut;
@@ -563,6 +572,39 @@ mod tests {
         p.io.read_exact(&mut line).await.unwrap();
         let answer = format!("echo hi\r\n\x1b]133;C;k={TOKEN}\x07hi\r\n\x1b]133;D;0;k={TOKEN}\x07{prompt}");
         p.io.write_all(answer.as_bytes()).await.unwrap();
+        assert_eq!(settle.await, Settled::Shell);
+    }
+
+    #[tokio::test]
+    async fn a_prompt_the_reader_is_still_taking_in_is_judged_with_its_marks() {
+        // `exit()` typed at python3 run from the integrated shell. The shell's end mark and
+        // prompt arrive while the wait looks: the transcript (and the screen drawn from it) has
+        // them before the shell's state has their marks. That prompt is not python's answer
+        // (a "heuristic" reply that would call `exit()` not run yet): the moment is judged
+        // again with the marks, which say the running command took the input and ended.
+        use crate::testutil::TOKEN;
+        let (s, mut p) = crate::testutil::fake_session_seen(1 << 16, Some(Foreground::Polling));
+        let prompt = format!("\x1b]133;A;k={TOKEN}\x07test$ \x1b]133;B;k={TOKEN}\x07");
+        p.io.write_all(prompt.as_bytes()).await.unwrap();
+        assert!(s.wait_first_prompt(LONG, Instant::now() + LONG).await);
+        let typed = s.write_command(b"python3\r", "python3", Instant::now() + LONG).await.unwrap();
+        p.io.read_exact(&mut [0u8; 8]).await.unwrap();
+        p.io.write_all(format!("python3\r\n\x1b]133;C;k={TOKEN}\x07>>> ").as_bytes()).await.unwrap();
+        let quiet = Duration::from_millis(100);
+        assert_eq!(s.settle(Settle::after_command(typed, quiet), Instant::now() + LONG).await, Settled::Prompt);
+        let typed = s.write_command(b"exit()\r", "exit()", Instant::now() + LONG).await.unwrap();
+        p.io.read_exact(&mut [0u8; 7]).await.unwrap();
+        p.io.write_all(b"exit()\r\n").await.unwrap();
+        let echoed = typed.at.plus(8);
+        s.subscribe().wait_for(|signal| signal.end >= echoed).await.unwrap();
+        let rest = s.take_in_halfway(format!("\x1b]133;D;0;k={TOKEN}\x07{prompt}").as_bytes());
+        let settle = s.settle(Settle::after_command(typed, quiet), Instant::now() + LONG);
+        tokio::pin!(settle);
+        tokio::select! {
+            settled = &mut settle => panic!("answered {settled:?} by a prompt whose marks were not in yet"),
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        rest();
         assert_eq!(settle.await, Settled::Shell);
     }
 
