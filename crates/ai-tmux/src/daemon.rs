@@ -54,6 +54,9 @@ impl Default for Retention {
 struct Entry {
     name: String,
     command: String,
+    /// The operator a pty-mcp serving a team created it for (extension `owner` of
+    /// `create_session`); kept so that only they find it again.
+    owner: Option<String>,
     session: Session,
     shell_token: Option<String>,
     created_at: SystemTime,
@@ -70,11 +73,18 @@ struct Entry {
 }
 
 impl Entry {
-    fn new(name: String, command: String, session: Session, shell_token: Option<String>) -> Entry {
+    fn new(
+        name: String,
+        command: String,
+        owner: Option<String>,
+        session: Session,
+        shell_token: Option<String>,
+    ) -> Entry {
         let now = SystemTime::now();
         Entry {
             name,
             command,
+            owner,
             session,
             shell_token,
             created_at: now,
@@ -97,6 +107,7 @@ impl Entry {
             last_used: rfc3339(*lock(&self.last_used)),
             last_attached: lock(&self.last_attached).map(rfc3339),
             attached: *lock(&self.attached),
+            owner: self.owner.clone(),
         }
     }
 
@@ -318,7 +329,8 @@ impl Daemon {
         let session = Session::start(conn, config, None);
         session.settle(Settle::after_input(Offset(0), QUIET), Instant::now() + Duration::from_secs(2)).await;
         let id = format!("{:016x}", rand::random::<u64>());
-        let entry = Arc::new(Entry::new(name.clone(), command, session, shell_token));
+        let owner = p["owner"].as_str().map(String::from);
+        let entry = Arc::new(Entry::new(name.clone(), command, owner, session, shell_token));
         lock(&self.sessions).insert(id.clone(), entry);
         Ok(json!({"session_id": id, "type": "pty", "name": name}))
     }
@@ -346,6 +358,7 @@ impl Daemon {
             is_alive: s.is_alive(),
             rows,
             cols,
+            owner: entry.owner.clone(),
         };
         let previous =
             lock(attachments).insert(id.clone(), tokio::spawn(forward(id, entry.clone(), from, outbox.clone())));
@@ -586,7 +599,8 @@ mod tests {
 
     fn entry(command: &str) -> (String, Arc<Entry>) {
         let conn = local::spawn(&LocalCommand::parse(command).unwrap()).unwrap();
-        let e = Entry::new(String::new(), command.into(), Session::start(conn, SessionConfig::default(), None), None);
+        let e =
+            Entry::new(String::new(), command.into(), None, Session::start(conn, SessionConfig::default(), None), None);
         (format!("{:016x}", rand::random::<u64>()), Arc::new(e))
     }
 

@@ -138,6 +138,9 @@ pub struct Attached {
     pub rows: u16,
     /// Terminal width.
     pub cols: u16,
+    /// The operator it was created for (ours; see [`SessionInfo::owner`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// One session in `list_sessions`: the Go fields and ours.
@@ -164,6 +167,10 @@ pub struct SessionInfo {
     /// Clients attached now.
     #[serde(default)]
     pub attached: usize,
+    /// The operator a pty-mcp serving a team over HTTP created it for (ours: `owner` in
+    /// `create_session`); absent for sessions created by a single user's pty-mcp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// The `status` filter of `list_sessions`: `running`, `exited`, or `all` (also when absent).

@@ -39,13 +39,19 @@ pub struct Unavailable(pub String);
 /// write.
 const SPOOL_ROOM: u64 = 64 << 10;
 
+/// Where the spool's records go.
+enum Destination {
+    /// The built-in collector (`audit-url`): each record posted, accepted after its fsync.
+    Collector { endpoint: String, token: Option<String>, http: reqwest::Client },
+    /// A syslog receiver (`audit-sink`).
+    Syslog(crate::syslog::Syslog),
+}
+
 /// The audit client of one pty-mcp.
 pub struct Auditor {
-    endpoint: String,
-    token: Option<String>,
+    destination: Destination,
     user: String,
     mode: Mode,
-    http: reqwest::Client,
     spool: PathBuf,
     /// Why the last write to the spool failed; None once a write succeeds again.
     spool_failure: std::sync::Mutex<Option<String>>,
@@ -53,24 +59,45 @@ pub struct Auditor {
 }
 
 impl Auditor {
-    /// Starts auditing to `config.url` (which must be set) and the background sender.
+    /// Starts auditing to `config.url` or `config.sink` (one of them must be set) and the
+    /// background sender.
     ///
     /// # Errors
-    /// When the `audit-ca` bundle cannot be read.
+    /// When the `audit-ca` bundle cannot be read, the sink's URL is not a syslog one, both a
+    /// collector and a sink are set, or strict mode is asked of a sink.
     pub fn start(config: &AuditConfig, state_dir: PathBuf) -> std::io::Result<Arc<Auditor>> {
-        let url = config.url.clone().unwrap_or_default();
-        let tls = crate::tls::client_config(url.starts_with("https:"), config.ca.as_deref())?;
+        let destination = match (&config.url, &config.sink) {
+            (Some(_), Some(_)) => {
+                return Err(std::io::Error::other(
+                    "audit-url and audit-sink are both set: records go to a collector or to syslog; choose one",
+                ));
+            }
+            (None, Some(_)) if config.mode == Mode::Strict => {
+                return Err(std::io::Error::other(
+                    "audit-mode strict needs the built-in collector (audit-url), which answers once a record is \
+                     on disk; syslog acknowledges nothing",
+                ));
+            }
+            (None, Some(sink)) => Destination::Syslog(crate::syslog::Syslog::new(sink, config.ca.as_deref())?),
+            (url, None) => {
+                let url = url.clone().unwrap_or_default();
+                let tls = crate::tls::client_config(url.starts_with("https:"), config.ca.as_deref())?;
+                Destination::Collector {
+                    endpoint: format!("{}/audit", url.trim_end_matches('/')),
+                    token: config.token.clone(),
+                    http: reqwest::Client::builder()
+                        .timeout(REQUEST_TIMEOUT)
+                        .connect_timeout(Duration::from_secs(2))
+                        .tls_backend_preconfigured(tls)
+                        .build()
+                        .map_err(std::io::Error::other)?,
+                }
+            }
+        };
         let auditor = Arc::new(Auditor {
-            endpoint: format!("{}/audit", url.trim_end_matches('/')),
-            token: config.token.clone(),
+            destination,
             user: config.user.clone(),
             mode: config.mode,
-            http: reqwest::Client::builder()
-                .timeout(REQUEST_TIMEOUT)
-                .connect_timeout(Duration::from_secs(2))
-                .tls_backend_preconfigured(tls)
-                .build()
-                .map_err(std::io::Error::other)?,
             spool: state_dir.join("audit-spool.jsonl"),
             spool_failure: std::sync::Mutex::new(None),
             wake: tokio::sync::Notify::new(),
@@ -142,18 +169,23 @@ impl Auditor {
         failure.clone()
     }
 
+    /// Hands one record to the destination: accepted by the collector, or written and flushed
+    /// to the syslog receiver.
     async fn post(&self, body: &str) -> Result<(), String> {
-        let mut request =
-            self.http.post(&self.endpoint).header("content-type", "application/json").body(body.to_string());
-        if let Some(token) = &self.token {
+        let (endpoint, token, http) = match &self.destination {
+            Destination::Collector { endpoint, token, http } => (endpoint, token, http),
+            Destination::Syslog(sink) => return sink.send(body).await,
+        };
+        let mut request = http.post(endpoint).header("content-type", "application/json").body(body.to_string());
+        if let Some(token) = token {
             request = request.bearer_auth(token);
         }
         match request.send().await {
             Ok(r) if r.status().is_success() => Ok(()),
             Ok(r) if r.status().as_u16() == 401 => Err("401 unauthorized: the collector refused the token".to_string()),
             Ok(r) => Err(format!("HTTP {}", r.status())),
-            Err(e) if e.is_timeout() => Err(format!("{} timed out", self.endpoint)),
-            Err(e) => Err(format!("{} unreachable ({e})", self.endpoint)),
+            Err(e) if e.is_timeout() => Err(format!("{endpoint} timed out")),
+            Err(e) => Err(format!("{endpoint} unreachable ({e})")),
         }
     }
 }

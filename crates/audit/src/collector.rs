@@ -3,7 +3,7 @@
 //! the SHA-256 of the previous line, so that `audit verify` detects any edit. A line is
 //! fsync'ed before the client hears 200; records are de-duplicated by `record_id`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 use crate::tls::{Incoming, Peer};
+use crate::tokens::{Tokens, constant_time_eq};
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 << 10;
@@ -49,7 +50,7 @@ struct Log {
 struct Shared {
     log: Mutex<Log>,
     token: Option<String>,
-    operators: HashMap<String, String>,
+    operators: Tokens,
 }
 
 /// Hex SHA-256 of a line (without its newline).
@@ -58,23 +59,6 @@ pub fn line_hash(line: &str) -> String {
 }
 
 /// Equal, in time that does not depend on where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn load_operators(path: &PathBuf) -> std::io::Result<HashMap<String, String>> {
-    let text = std::fs::read_to_string(path)?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|l| l.split_once(char::is_whitespace).map(|(t, n)| (t.to_string(), n.trim().to_string())))
-        .collect())
-}
-
 /// Reads an existing log to continue its chain and remember delivered record ids.
 fn resume(path: &PathBuf) -> std::io::Result<(String, HashSet<String>)> {
     let mut last = GENESIS.to_string();
@@ -122,8 +106,8 @@ pub async fn serve(
         eprintln!("warning: listening on {} over plain HTTP; use --tls-cert/--tls-key", opts.bind);
     }
     let operators = match &opts.tokens_file {
-        Some(p) => load_operators(p)?,
-        None => HashMap::new(),
+        Some(p) => Tokens::load(p)?,
+        None => Tokens::default(),
     };
     let (file, last_hash, seen) = match &opts.log {
         Some(path) => {
@@ -165,11 +149,7 @@ async fn accept(
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     let shared_ok = shared.token.as_deref().is_some_and(|t| constant_time_eq(t.as_bytes(), presented.as_bytes()));
-    let operator = shared
-        .operators
-        .iter()
-        .find(|(t, _)| constant_time_eq(t.as_bytes(), presented.as_bytes()))
-        .map(|(_, n)| n.clone());
+    let operator = shared.operators.operator(presented).map(String::from);
     if !shared_ok && operator.is_none() {
         return reply(StatusCode::UNAUTHORIZED, "unauthorized");
     }

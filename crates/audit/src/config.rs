@@ -1,7 +1,9 @@
 //! The audit configuration file: `<config dir>/pty-mcp/config`, `key=value` lines, `#` comments,
 //! mode 0600. Keys: `audit-url`, `audit-user`, `audit-mode` (`best-effort` | `strict`),
-//! `audit-token` (64 hex characters), and ours, `audit-ca` (a PEM CA bundle trusted for an
-//! `https://` collector besides the system's roots). `audit disable` comments out `audit-url`.
+//! `audit-token` (64 hex characters), and ours: `audit-ca` (a PEM CA bundle trusted for an
+//! `https://` collector or a `syslog+tls://` sink besides the system's roots) and `audit-sink`
+//! (`syslog://host:port` or `syslog+tls://host:port`: records go to the team's syslog pipeline
+//! instead of a collector). `audit disable` comments out `audit-url`.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -38,13 +40,15 @@ pub struct AuditConfig {
     pub mode: Mode,
     /// The bearer token.
     pub token: Option<String>,
-    /// Extra CA certificates (PEM) for an `https://` collector.
+    /// Extra CA certificates (PEM) for an `https://` collector or a `syslog+tls://` sink.
     pub ca: Option<PathBuf>,
+    /// A syslog receiver records go to instead of a collector (see [`crate::syslog`]).
+    pub sink: Option<String>,
 }
 
 impl Default for AuditConfig {
     fn default() -> AuditConfig {
-        AuditConfig { url: None, user: default_user(), mode: Mode::BestEffort, token: None, ca: None }
+        AuditConfig { url: None, user: default_user(), mode: Mode::BestEffort, token: None, ca: None, sink: None }
     }
 }
 
@@ -135,6 +139,7 @@ pub fn load(path: &Path) -> Result<Option<AuditConfig>, ConfigError> {
             }
             "audit-token" => config.token = Some(value).filter(|v| !v.is_empty()),
             "audit-ca" => config.ca = Some(PathBuf::from(value)).filter(|v| !v.as_os_str().is_empty()),
+            "audit-sink" => config.sink = Some(value).filter(|v| !v.is_empty()),
             _ => {}
         }
     }

@@ -7,9 +7,15 @@
 //! - [`client`]: best-effort delivery through a durable on-disk spool and a background sender;
 //!   strict delivery before the action.
 //! - [`collector`]: `pty-mcp audit serve`, appending accepted records to a hash-chained JSONL.
+//! - [`syslog`]: records into a team's syslog pipeline (RFC 5424 over TCP or TLS) instead of a
+//!   collector.
+//! - [`tokens`]: operators' bearer tokens (`token operator` lines), shared with the MCP server's
+//!   HTTP front door.
 
 pub mod client;
 pub mod collector;
 pub mod config;
 pub mod record;
+pub mod syslog;
 pub mod tls;
+pub mod tokens;

@@ -103,7 +103,7 @@ async fn accept_loop(
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of descriptors and the like: say so, and let the next accept try again.
-                tracing::warn!("collector accept failed: {e}");
+                tracing::warn!("accept failed: {e}");
                 tokio::task::yield_now().await;
                 continue;
             }
@@ -122,8 +122,10 @@ async fn accept_loop(
                         Ok(Ok(stream)) => {
                             let _ = ready.send((Box::new(stream), peer)).await;
                         }
-                        Ok(Err(e)) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
-                        Err(_) => tracing::debug!("TLS handshake with {peer} timed out"),
+                        // Once per connection that fails: a client with the wrong CA, or
+                        // one speaking plain HTTP, is seen at the default log level.
+                        Ok(Err(e)) => tracing::warn!("TLS handshake with {peer} failed: {e}"),
+                        Err(_) => tracing::warn!("TLS handshake with {peer} timed out"),
                     }
                 });
             }

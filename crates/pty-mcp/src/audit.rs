@@ -8,11 +8,12 @@ use audit::record::{self, Subject};
 use serde_json::{Value, json};
 
 use crate::error::{Code, ToolError};
-use crate::manager::{Entry, SessionManager};
+use crate::manager::{Entry, Sessions};
 
-/// The server's auditor, or nothing when audit is off.
+/// The server's auditor, or nothing when audit is off; and the user its records name, when not
+/// the configured `audit-user` (an operator authenticated over HTTP).
 #[derive(Clone, Default)]
-pub struct Audit(pub Option<Arc<Auditor>>);
+pub struct Audit(pub Option<Arc<Auditor>>, pub Option<Arc<str>>);
 
 fn unavailable(e: audit::client::Unavailable) -> ToolError {
     ToolError {
@@ -28,9 +29,19 @@ impl Audit {
         self.0.as_ref()?.problem()
     }
 
+    /// An auditor recording `user` (when given) as the user of its records.
+    pub fn by(&self, user: Option<Arc<str>>) -> Audit {
+        Audit(self.0.clone(), user.or_else(|| self.1.clone()))
+    }
+
+    /// The user records name.
+    fn user(&self, auditor: &Auditor) -> String {
+        self.1.as_deref().unwrap_or(auditor.user()).to_string()
+    }
+
     fn subject(&self, auditor: &Auditor, entry: &Entry) -> Subject {
         Subject {
-            user: auditor.user().to_string(),
+            user: self.user(auditor),
             session_id: entry.id.clone(),
             kind: entry.kind.to_string(),
             target: entry.target.clone(),
@@ -40,13 +51,13 @@ impl Audit {
     /// Before typing into a session: the Go version's first record. Returns its `cmd_id`.
     pub async fn before_input(
         &self,
-        manager: &SessionManager,
+        sessions: &Sessions<'_>,
         id: &str,
         input: &str,
         raw: bool,
     ) -> Result<Option<String>, ToolError> {
         let Some(a) = &self.0 else { return Ok(None) };
-        let Ok(entry) = manager.get(id) else { return Ok(None) }; // the tool reports the bad id
+        let Ok(entry) = sessions.get(id) else { return Ok(None) }; // the tool reports the bad id
         let cmd_id = record::random_id(8);
         a.before(record::command(&self.subject(a, &entry), &cmd_id, input, raw)).await.map_err(unavailable)?;
         Ok(Some(cmd_id))
@@ -62,13 +73,13 @@ impl Audit {
     /// Before another action on an existing session.
     pub async fn before_event(
         &self,
-        manager: &SessionManager,
+        sessions: &Sessions<'_>,
         id: &str,
         event: &str,
         details: Value,
     ) -> Result<(), ToolError> {
         let Some(a) = &self.0 else { return Ok(()) };
-        let Ok(entry) = manager.get(id) else { return Ok(()) };
+        let Ok(entry) = sessions.get(id) else { return Ok(()) };
         a.before(record::event(&self.subject(a, &entry), event, details)).await.map_err(unavailable)
     }
 
@@ -76,7 +87,7 @@ impl Audit {
     pub async fn before_create(&self, kind: &str, target: &str) -> Result<(), ToolError> {
         let Some(a) = &self.0 else { return Ok(()) };
         let subject =
-            Subject { user: a.user().to_string(), session_id: String::new(), kind: kind.into(), target: target.into() };
+            Subject { user: self.user(a), session_id: String::new(), kind: kind.into(), target: target.into() };
         a.before(record::event(&subject, "create_session", json!({}))).await.map_err(unavailable)
     }
 
@@ -89,12 +100,8 @@ impl Audit {
         details: Value,
     ) -> Result<(), ToolError> {
         let Some(a) = &self.0 else { return Ok(()) };
-        let subject = Subject {
-            user: a.user().to_string(),
-            session_id: session_id.into(),
-            kind: kind.into(),
-            target: target.into(),
-        };
+        let subject =
+            Subject { user: self.user(a), session_id: session_id.into(), kind: kind.into(), target: target.into() };
         a.before(record::event(&subject, "policy_decision", details)).await.map_err(unavailable)
     }
 

@@ -43,12 +43,16 @@ struct Cli {
     /// best-effort or strict (overrides audit-mode).
     #[arg(long, global = true)]
     audit_mode: Option<String>,
+    /// Send audit records to syslog instead: syslog://host:port or syslog+tls://host:port
+    /// (overrides audit-sink).
+    #[arg(long, global = true)]
+    audit_sink: Option<String>,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve MCP on stdin/stdout (the default).
-    Serve,
+    /// Serve MCP on stdin/stdout (the default), or over HTTP with --http.
+    Serve(ServeArgs),
     /// A short scripted tour: starts this binary as an MCP server, drives real sessions
     /// through it, and prints each call and what the agent sees.
     Demo,
@@ -92,6 +96,50 @@ enum Command {
         #[command(subcommand)]
         action: AuditCommand,
     },
+}
+
+/// `serve`: stdio by default; `--http` for a team's shared server.
+#[derive(clap::Args, Default)]
+struct ServeArgs {
+    /// Serve MCP's Streamable HTTP transport on ADDR (path /mcp) instead of stdio.
+    #[arg(long, num_args = 0..=1, default_missing_value = server::http::DEFAULT_ADDR, value_name = "ADDR")]
+    http: Option<std::net::SocketAddr>,
+    /// The operators' bearer tokens: `token operator` lines, a file only its owner may read.
+    #[arg(long, requires = "http")]
+    tokens: Option<std::path::PathBuf>,
+    /// PEM certificate chain: serve HTTPS (needs --tls-key).
+    #[arg(long, requires_all = ["tls_key", "http"])]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Serve plain HTTP beyond loopback (tokens and terminals cross the network unencrypted).
+    #[arg(long, requires = "http")]
+    insecure_http: bool,
+    /// Every operator sees and uses every session (else each sees only their own).
+    #[arg(long, requires = "http")]
+    shared: bool,
+    /// A Host clients reach this server by, besides loopback names (repeatable).
+    #[arg(long = "allowed-host", requires = "http", value_name = "HOST")]
+    allowed_hosts: Vec<String>,
+    /// A browser Origin to accept, e.g. https://app.example.com:443 (repeatable; none by default).
+    #[arg(long = "allowed-origin", requires = "http", value_name = "ORIGIN")]
+    allowed_origins: Vec<String>,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 1 << 20, requires = "http")]
+    max_body: usize,
+    /// Requests (open event streams included) one operator may have in flight.
+    #[arg(long, default_value_t = 32, requires = "http")]
+    max_requests: usize,
+    /// MCP sessions one operator may hold open.
+    #[arg(long, default_value_t = 16, requires = "http")]
+    max_mcp_sessions: usize,
+    /// Terminal sessions one operator may hold open.
+    #[arg(long, default_value_t = 20, requires = "http")]
+    max_sessions_per_operator: usize,
+    /// Close an operator's session after this long without a call or a viewer (e.g. 8h).
+    #[arg(long, value_parser = humantime::parse_duration, requires = "http")]
+    idle_close: Option<std::time::Duration>,
 }
 
 #[derive(Subcommand)]
@@ -160,7 +208,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let overrides = AuditOverrides { url: cli.audit_url, user: cli.audit_user, mode: cli.audit_mode };
+    let overrides =
+        AuditOverrides { url: cli.audit_url, user: cli.audit_user, mode: cli.audit_mode, sink: cli.audit_sink };
     let outcome = match cli.command {
         Some(Command::Demo) => runtime.block_on(demo::run()),
         Some(Command::Audit { action }) => runtime.block_on(audit_command(action)),
@@ -172,7 +221,8 @@ fn main() -> ExitCode {
         Some(Command::Attach { session, write, resize }) => {
             runtime.block_on(control::attach::run(session, write, resize))
         }
-        Some(Command::Serve) | None => runtime.block_on(serve(overrides)),
+        Some(Command::Serve(args)) => runtime.block_on(serve(overrides, args)),
+        None => runtime.block_on(serve(overrides, ServeArgs::default())),
     };
     // Sessions' reader tasks may still be parked on their PTYs; don't wait for them.
     runtime.shutdown_background();
@@ -190,6 +240,7 @@ struct AuditOverrides {
     url: Option<String>,
     user: Option<String>,
     mode: Option<String>,
+    sink: Option<String>,
 }
 
 /// The auditor configured by the file, the flags and `PTY_MCP_AUDIT_TOKEN`, if audit is on.
@@ -199,6 +250,9 @@ fn start_audit(overrides: AuditOverrides) -> anyhow::Result<audit::Audit> {
     let mut cfg = config::load(&path)?.unwrap_or_default();
     if let Some(url) = overrides.url {
         cfg.url = Some(url);
+    }
+    if let Some(sink) = overrides.sink {
+        cfg.sink = Some(sink);
     }
     if let Some(user) = overrides.user {
         cfg.user = user;
@@ -213,11 +267,11 @@ fn start_audit(overrides: AuditOverrides) -> anyhow::Result<audit::Audit> {
     if let Some(ca) = std::env::var_os("PTY_MCP_AUDIT_CA") {
         cfg.ca = Some(ca.into());
     }
-    if cfg.url.is_none() {
+    if cfg.url.is_none() && cfg.sink.is_none() {
         return Ok(audit::Audit::default());
     }
-    tracing::info!("auditing to {:?} ({:?})", cfg.url, cfg.mode);
-    Ok(audit::Audit(Some(::audit::client::Auditor::start(&cfg, config::state_dir())?)))
+    tracing::info!("auditing to {:?} ({:?})", cfg.url.as_ref().or(cfg.sink.as_ref()), cfg.mode);
+    Ok(audit::Audit(Some(::audit::client::Auditor::start(&cfg, config::state_dir())?), None))
 }
 
 async fn audit_command(action: AuditCommand) -> anyhow::Result<()> {
@@ -282,14 +336,15 @@ async fn audit_command(action: AuditCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(overrides: AuditOverrides) -> anyhow::Result<()> {
-    if std::io::stdin().is_terminal() {
+async fn serve(overrides: AuditOverrides, args: ServeArgs) -> anyhow::Result<()> {
+    if args.http.is_none() && std::io::stdin().is_terminal() {
         let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "pty-mcp".into());
         eprint!("{}", REGISTER_HINT.replace("{exe}", &exe));
         return Ok(());
     }
     let settings = Settings { buffer_size: buffer_size() };
-    let manager = Arc::new(SessionManager::default());
+    let per_operator = args.http.is_some().then_some(args.max_sessions_per_operator);
+    let manager = Arc::new(SessionManager::with_operator_limit(per_operator));
     let operator = Arc::new(operator::OperatorPrompt::new(secret_timeout()));
     // A broken audit configuration stops the server: running unaudited when auditing was asked
     // for would be worse than not running.
@@ -302,8 +357,19 @@ async fn serve(overrides: AuditOverrides) -> anyhow::Result<()> {
     let _control = control::Listener::start(manager.clone(), info.clone(), audit.clone())
         .inspect_err(|e| tracing::warn!("no control socket (pty-mcp ls/attach will not see this server): {e:#}"))
         .ok();
-    let service = PtyMcp::new(manager.clone(), operator, audit, gate, settings).serve(rmcp::transport::stdio()).await;
-    let outcome = match service {
+    let server = PtyMcp::new(manager.clone(), operator, audit, gate, settings);
+    let outcome = match args.http {
+        Some(addr) => serve_http(addr, args, server, &manager).await,
+        None => serve_stdio(server, &info).await,
+    };
+    // stdin closed (or the handshake failed, or the HTTP server stopped): the sessions go with us.
+    manager.close_all();
+    outcome
+}
+
+/// MCP on stdin/stdout, until stdin closes.
+async fn serve_stdio(server: PtyMcp, info: &control::ServerInfo) -> anyhow::Result<()> {
+    match server.serve(rmcp::transport::stdio()).await {
         Ok(service) => {
             if let Some(peer) = service.peer().peer_info() {
                 let client = format!("{} {}", peer.client_info.name, peer.client_info.version);
@@ -312,10 +378,39 @@ async fn serve(overrides: AuditOverrides) -> anyhow::Result<()> {
             service.waiting().await.map(|_| ()).map_err(anyhow::Error::from)
         }
         Err(e) => Err(anyhow::Error::from(e).context("MCP initialisation failed")),
+    }
+}
+
+/// MCP over HTTP, until SIGINT or SIGTERM.
+async fn serve_http(
+    addr: std::net::SocketAddr,
+    args: ServeArgs,
+    server: PtyMcp,
+    manager: &Arc<SessionManager>,
+) -> anyhow::Result<()> {
+    let opts = server::http::Options {
+        addr,
+        tokens: args.tokens.ok_or_else(|| anyhow::anyhow!("--http needs --tokens FILE (`token operator` lines)"))?,
+        tls: args.tls_cert.zip(args.tls_key),
+        insecure_http: args.insecure_http,
+        shared: args.shared,
+        allowed_hosts: args.allowed_hosts,
+        allowed_origins: args.allowed_origins,
+        max_body: args.max_body,
+        max_requests: args.max_requests.max(1),
+        max_mcp_sessions: args.max_mcp_sessions.max(1),
     };
-    // stdin closed (or the handshake failed): the sessions go with us.
-    manager.close_all();
-    outcome
+    if let Some(limit) = args.idle_close {
+        tokio::spawn(manager::close_idle(manager.clone(), limit));
+    }
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+    };
+    server::http::serve(opts, move || server.clone(), shutdown).await
 }
 
 /// `PTY_MCP_BUFFER_SIZE`: transcript bytes per session, 64 KiB to 32 MiB (default 1 MiB).

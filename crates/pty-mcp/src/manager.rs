@@ -38,6 +38,8 @@ pub struct Entry {
     pub line: Mutex<crate::policy::line::Line>,
     /// The name the agent gave the host (an ssh_config alias), for the policy's `targets`.
     alias: Mutex<Option<String>>,
+    /// The operator who created it over HTTP (see [`Caller`]); None over stdio.
+    pub owner: Option<Arc<str>>,
 }
 
 impl Entry {
@@ -86,22 +88,41 @@ impl Entry {
     }
 }
 
-/// All sessions of one server.
-pub struct SessionManager {
-    sessions: Mutex<HashMap<String, Arc<Entry>>>,
+/// Who a call comes from: over stdio the local user, who sees every session; over HTTP an
+/// authenticated operator, who sees only the sessions they created, unless the server is
+/// `--shared`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// The operator a token named; None over stdio.
+    pub operator: Option<Arc<str>>,
+    /// Every operator sees every session (`serve --http --shared`).
+    pub shared: bool,
 }
 
-impl Default for SessionManager {
-    fn default() -> Self {
-        SessionManager { sessions: Mutex::new(HashMap::new()) }
+impl Caller {
+    /// Whether `entry` is this caller's to see and use.
+    pub fn sees(&self, entry: &Entry) -> bool {
+        self.sees_owned_by(entry.owner.as_deref())
+    }
+
+    /// Whether something `owner` created (None: the local user) is this caller's to use.
+    pub fn sees_owned_by(&self, owner: Option<&str>) -> bool {
+        self.shared || self.operator.is_none() || owner == self.operator.as_deref()
     }
 }
 
-impl SessionManager {
-    /// Registers a session made by `open`, which runs only when there is room.
+/// The sessions one caller may use: every tool goes through this view, so another operator's
+/// session is missing (`SESSION_NOT_FOUND`), never "forbidden".
+pub struct Sessions<'a> {
+    pub table: &'a SessionManager,
+    pub caller: &'a Caller,
+}
+
+impl Sessions<'_> {
+    /// See [`SessionManager::create`]: the session belongs to the caller.
     ///
     /// # Errors
-    /// `SESSION_LIMIT_REACHED` when [`MAX_SESSIONS`] are open; whatever `open` returns.
+    /// As [`SessionManager::create_with_id`].
     pub fn create(
         &self,
         kind: &'static str,
@@ -112,10 +133,10 @@ impl SessionManager {
         self.create_with_id(kind, target, enter, None, open)
     }
 
-    /// [`SessionManager::create`], under a given id (a persistent session keeps its daemon's).
+    /// See [`SessionManager::create_with_id`]: the session belongs to the caller.
     ///
     /// # Errors
-    /// As `create`; `INVALID_PARAMS` when the id is taken.
+    /// As [`SessionManager::create_with_id`].
     pub fn create_with_id(
         &self,
         kind: &'static str,
@@ -124,8 +145,91 @@ impl SessionManager {
         id: Option<String>,
         open: impl FnOnce() -> Result<Session, ToolError>,
     ) -> Result<Arc<Entry>, ToolError> {
+        self.table.create_with_id(kind, target, enter, id, self.caller, open)
+    }
+
+    /// See [`SessionManager::check_room`].
+    ///
+    /// # Errors
+    /// `SESSION_LIMIT_REACHED`.
+    pub fn check_room(&self) -> Result<(), ToolError> {
+        self.table.check_room(self.caller)
+    }
+
+    /// Finds one of the caller's sessions and marks it used.
+    ///
+    /// # Errors
+    /// `SESSION_NOT_FOUND` for an unknown id or another operator's session.
+    pub fn get(&self, id: &str) -> Result<Arc<Entry>, ToolError> {
+        let entry = self.table.peek(id).filter(|e| self.caller.sees(e)).ok_or_else(|| not_found(id))?;
+        entry.touch();
+        Ok(entry)
+    }
+
+    /// [`Sessions::get`], first reattaching a persistent session whose link dropped, so that
+    /// the agent's next call simply works.
+    ///
+    /// # Errors
+    /// `SESSION_NOT_FOUND` for an unknown id or another operator's session.
+    pub async fn get_live(&self, id: &str) -> Result<Arc<Entry>, ToolError> {
+        let entry = self.get(id)?;
+        if entry.session.link_problem().is_some()
+            && let Err(e) = entry.session.reattach().await
+        {
+            // Not a persistent session (a serial line waits for its device), or the daemon is
+            // out of reach for now: the call goes on and reports the session's state.
+            tracing::debug!("session {id} not reattached: {e}");
+        }
+        Ok(entry)
+    }
+
+    /// Removes one of the caller's sessions from the table; the caller closes it.
+    ///
+    /// # Errors
+    /// `SESSION_NOT_FOUND` for an unknown id or another operator's session.
+    pub fn remove(&self, id: &str) -> Result<Arc<Entry>, ToolError> {
+        self.table.remove_if(id, |e| self.caller.sees(e))
+    }
+
+    /// The caller's sessions, oldest first.
+    pub fn list(&self) -> Vec<Arc<Entry>> {
+        let mut all = self.table.list();
+        all.retain(|e| self.caller.sees(e));
+        all
+    }
+}
+
+/// All sessions of one server.
+#[derive(Default)]
+pub struct SessionManager {
+    sessions: Mutex<HashMap<String, Arc<Entry>>>,
+    /// The most sessions one operator may hold over HTTP (`--max-sessions-per-operator`).
+    per_operator: Option<usize>,
+}
+
+impl SessionManager {
+    /// A table where each operator over HTTP may hold at most `per_operator` sessions.
+    pub fn with_operator_limit(per_operator: Option<usize>) -> SessionManager {
+        SessionManager { per_operator, ..SessionManager::default() }
+    }
+
+    /// Registers a session made by `open` for `caller`, which runs only when there is room,
+    /// under a given id (a persistent session keeps its daemon's) or a new one.
+    ///
+    /// # Errors
+    /// `SESSION_LIMIT_REACHED` when [`MAX_SESSIONS`] are open, or the caller's share of them;
+    /// `INVALID_PARAMS` when the id is taken; whatever `open` returns.
+    pub fn create_with_id(
+        &self,
+        kind: &'static str,
+        target: String,
+        enter: &'static [u8],
+        id: Option<String>,
+        caller: &Caller,
+        open: impl FnOnce() -> Result<Session, ToolError>,
+    ) -> Result<Arc<Entry>, ToolError> {
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        ensure_room(&mut sessions)?;
+        self.ensure_room(&mut sessions, caller)?;
         if let Some(id) = &id
             && sessions.contains_key(id)
         {
@@ -154,6 +258,7 @@ impl SessionManager {
             last_command: Mutex::new(None),
             line: Mutex::default(),
             alias: Mutex::new(None),
+            owner: caller.operator.clone(),
         });
         sessions.insert(id, entry.clone());
         Ok(entry)
@@ -163,19 +268,8 @@ impl SessionManager {
     ///
     /// # Errors
     /// `SESSION_LIMIT_REACHED`.
-    pub fn check_room(&self) -> Result<(), ToolError> {
-        ensure_room(&mut self.sessions.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// Finds a session and marks it used.
-    ///
-    /// # Errors
-    /// `SESSION_NOT_FOUND` for an unknown id.
-    pub fn get(&self, id: &str) -> Result<Arc<Entry>, ToolError> {
-        let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = sessions.get(id.trim()).cloned().ok_or_else(|| not_found(id))?;
-        entry.touch();
-        Ok(entry)
+    pub fn check_room(&self, caller: &Caller) -> Result<(), ToolError> {
+        self.ensure_room(&mut self.sessions.lock().unwrap_or_else(|e| e.into_inner()), caller)
     }
 
     /// Finds a session without marking it used (an operator looking is not the agent's use).
@@ -183,13 +277,16 @@ impl SessionManager {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner()).get(id.trim()).cloned()
     }
 
-    /// Removes a session from the table; the caller closes it.
+    /// Removes a session from the table if `mine` says so; the caller closes it.
     ///
     /// # Errors
-    /// `SESSION_NOT_FOUND` for an unknown id.
-    pub fn remove(&self, id: &str) -> Result<Arc<Entry>, ToolError> {
+    /// `SESSION_NOT_FOUND` for an unknown id, or one that is not `mine`.
+    fn remove_if(&self, id: &str, mine: impl FnOnce(&Entry) -> bool) -> Result<Arc<Entry>, ToolError> {
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        sessions.remove(id.trim()).ok_or_else(|| not_found(id))
+        match sessions.get(id.trim()) {
+            Some(entry) if mine(entry) => Ok(sessions.remove(id.trim()).expect("present")),
+            _ => Err(not_found(id)),
+        }
     }
 
     /// Every session, oldest first.
@@ -199,23 +296,6 @@ impl SessionManager {
         let mut all: Vec<_> = sessions.values().cloned().collect();
         all.sort_by_key(|e| e.created_at);
         all
-    }
-
-    /// Finds a session, first reattaching it if it is a persistent one whose link dropped, so
-    /// that the agent's next call simply works.
-    ///
-    /// # Errors
-    /// `SESSION_NOT_FOUND` for an unknown id.
-    pub async fn get_live(&self, id: &str) -> Result<Arc<Entry>, ToolError> {
-        let entry = self.get(id)?;
-        if entry.session.link_problem().is_some()
-            && let Err(e) = entry.session.reattach().await
-        {
-            // Not a persistent session (a serial line waits for its device), or the daemon is
-            // out of reach for now: the call goes on and reports the session's state.
-            tracing::debug!("session {id} not reattached: {e}");
-        }
-        Ok(entry)
     }
 
     /// Lets every session go at shutdown: persistent ones are detached (their programs keep
@@ -231,18 +311,33 @@ impl SessionManager {
     }
 }
 
-/// Forgets ended sessions nobody looked at lately, then refuses when the table is still full.
-fn ensure_room(sessions: &mut HashMap<String, Arc<Entry>>) -> Result<(), ToolError> {
-    forget_old_ended(sessions);
-    if sessions.len() < MAX_SESSIONS {
-        return Ok(());
+impl SessionManager {
+    /// Forgets ended sessions nobody looked at lately, then refuses when the table is still
+    /// full, or the caller (an operator over HTTP) holds their share of it.
+    fn ensure_room(&self, sessions: &mut HashMap<String, Arc<Entry>>, caller: &Caller) -> Result<(), ToolError> {
+        forget_old_ended(sessions);
+        let full = |held: &[&Arc<Entry>], limit: usize, whose: &str| {
+            let ended = held.iter().filter(|e| !e.session.is_alive()).count();
+            (held.len() >= limit).then(|| ToolError {
+                code: Code::SessionLimitReached,
+                message: format!(
+                    "{limit} sessions are open{whose} ({ended} of them ended); close sessions you no longer need"
+                ),
+                retryable: true,
+            })
+        };
+        let all: Vec<_> = sessions.values().collect();
+        if let Some(e) = full(&all, MAX_SESSIONS, "") {
+            return Err(e);
+        }
+        if let (Some(operator), Some(limit)) = (&caller.operator, self.per_operator) {
+            let held: Vec<_> = all.into_iter().filter(|e| e.owner.as_ref() == Some(operator)).collect();
+            if let Some(e) = full(&held, limit, &format!(" for operator {operator}")) {
+                return Err(e);
+            }
+        }
+        Ok(())
     }
-    let ended = sessions.values().filter(|e| !e.session.is_alive()).count();
-    Err(ToolError {
-        code: Code::SessionLimitReached,
-        message: format!("{MAX_SESSIONS} sessions are open ({ended} of them ended); close sessions you no longer need"),
-        retryable: true,
-    })
 }
 
 fn not_found(id: &str) -> ToolError {
@@ -264,4 +359,37 @@ fn forget_old_ended(sessions: &mut HashMap<String, Arc<Entry>>) {
         }
         keep
     });
+}
+
+/// `serve --http --idle-close`: an operator's session that no call used and no viewer watched
+/// for `limit` ends (a persistent one is detached: its program goes on in ai-tmux). Sleeps until
+/// the soonest session could reach the limit, then looks again. Sessions of stdio servers have
+/// no owner and are never closed this way.
+pub async fn close_idle(manager: Arc<SessionManager>, limit: Duration) {
+    loop {
+        let now = SystemTime::now();
+        let mut next = limit;
+        let mut idle = Vec::new();
+        for entry in manager.list().into_iter().filter(|e| e.owner.is_some()) {
+            if entry.viewers.attached() > 0 {
+                entry.touch();
+                continue;
+            }
+            let quiet = now.duration_since(entry.last_used()).unwrap_or_default();
+            match limit.checked_sub(quiet) {
+                Some(left) if !left.is_zero() => next = next.min(left),
+                _ => idle.push(entry),
+            }
+        }
+        for entry in idle {
+            let owner = entry.owner.clone();
+            let Ok(entry) = manager.remove_if(&entry.id, |e| std::ptr::eq(e, &*entry)) else { continue };
+            tracing::info!("session {} of {owner:?} unused for {limit:?}: ended", entry.id);
+            entry.drop_pending_secret();
+            if !entry.session.detach() {
+                entry.session.close();
+            }
+        }
+        tokio::time::sleep(next).await;
+    }
 }

@@ -53,7 +53,13 @@ async fn persistent(servers: &[ServerRow]) -> Option<ServerRow> {
             Ok((Box::pin(r) as LinkReader, Box::pin(w) as LinkWriter))
         })
     });
-    let listed = tokio::time::timeout(ANSWER_WAIT, crate::tools::persistent::list(&dial, None)).await.ok()?.ok()?;
+    let listed = tokio::time::timeout(
+        ANSWER_WAIT,
+        crate::tools::persistent::list(&dial, None, &crate::manager::Caller::default()),
+    )
+    .await
+    .ok()?
+    .ok()?;
     let open = |id: &str| servers.iter().any(|s| s.sessions.iter().any(|r| r.session_id == id));
     let sessions: Vec<SessionRow> = listed
         .into_iter()

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::audit::Audit;
 use crate::error::{Code, ToolError};
-use crate::manager::SessionManager;
+use crate::manager::{Caller, SessionManager, Sessions};
 use crate::operator::OperatorPrompt;
 use crate::params::*;
 use crate::policy::gate::{self, Gate, Place};
@@ -31,6 +31,8 @@ use crate::tools::secrets;
 use crate::tools::serial;
 use crate::tools::ssh;
 use crate::tools::{self, Settings};
+
+pub mod http;
 
 /// How often a long wait reports progress to a client that asked for it.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
@@ -58,7 +60,9 @@ pub struct PtyMcp {
     /// The policy: what may be typed where.
     gate: Gate,
     settings: Settings,
-    tool_router: ToolRouter<PtyMcp>,
+    /// Whose calls these are (see [`PtyMcp::for_caller`]).
+    caller: Caller,
+    tool_router: Arc<ToolRouter<PtyMcp>>,
     /// The tool list as clients get it: every schema made lean once (see `schema.rs`).
     tools: Arc<Vec<Tool>>,
 }
@@ -74,7 +78,21 @@ impl PtyMcp {
     ) -> PtyMcp {
         let tool_router = Self::tool_router();
         let tools = Arc::new(lean_tools(&tool_router));
-        PtyMcp { manager, audit, operator, gate, settings, tool_router, tools }
+        let tool_router = Arc::new(tool_router);
+        PtyMcp { manager, audit, operator, gate, settings, caller: Caller::default(), tool_router, tools }
+    }
+
+    /// This server acting for `caller`: the sessions it sees, the user its audit records and
+    /// policy decisions name.
+    fn for_caller(&self, caller: Caller) -> PtyMcp {
+        let audit = self.audit.by(caller.operator.clone());
+        let gate = Gate { audit: audit.clone(), ..self.gate.clone() };
+        PtyMcp { audit, gate, caller, ..self.clone() }
+    }
+
+    /// The sessions this caller may use.
+    fn sessions(&self) -> Sessions<'_> {
+        Sessions { table: &self.manager, caller: &self.caller }
     }
 
     /// The policy's check of `bytes` about to be typed into session `id`: the line they end
@@ -82,7 +100,7 @@ impl PtyMcp {
     /// full-screen program (the alternate screen: an editor, a pager) are not command lines.
     async fn check_typing(&self, id: &str, bytes: &[u8], ctx: &RequestContext<RoleServer>) -> Result<(), ToolError> {
         let Some(rules) = self.gate.policy.rules() else { return Ok(()) };
-        let Ok(entry) = self.manager.get(id) else { return Ok(()) }; // the tool reports the bad id
+        let Ok(entry) = self.sessions().get(id) else { return Ok(()) }; // the tool reports the bad id
         if entry.session.modes().alt_screen {
             return Ok(());
         }
@@ -132,7 +150,7 @@ impl PtyMcp {
     /// Records a session this call opened (its id, and later its end).
     fn audit_created(&self, created: &tools::Created) {
         if created.is_new
-            && let Ok(entry) = self.manager.get(&created.session_id)
+            && let Ok(entry) = self.sessions().get(&created.session_id)
         {
             self.audit.created(entry);
         }
@@ -257,7 +275,7 @@ impl PtyMcp {
             let line = std::iter::once(target.clone()).chain(p.args.iter().flatten().cloned()).collect::<Vec<_>>();
             self.check_command("local", "local", Some(&line.join(" ")), &ctx).await?;
             self.audit.before_create("local", &target).await?;
-            let created = tools::create_local_session(&self.manager, self.settings, p).await?;
+            let created = tools::create_local_session(&self.sessions(), self.settings, p).await?;
             self.audit_created(&created);
             Ok(created)
         })
@@ -277,8 +295,9 @@ impl PtyMcp {
         run(ctx.clone(), total, async {
             let enter = if p.raw.unwrap_or(false) { "" } else { "\r" };
             self.check_typing(&p.session_id, format!("{}{enter}", p.input).as_bytes(), &ctx).await?;
-            let cmd = self.audit.before_input(&self.manager, &p.session_id, &p.input, p.raw.unwrap_or(false)).await?;
-            let reply = tools::send_input(&self.manager, p).await?;
+            let cmd =
+                self.audit.before_input(&self.sessions(), &p.session_id, &p.input, p.raw.unwrap_or(false)).await?;
+            let reply = tools::send_input(&self.sessions(), p).await?;
             self.audit.after_input(cmd, reply.output());
             Ok(reply)
         })
@@ -295,7 +314,7 @@ impl PtyMcp {
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let total = Some(secs(p.timeout, tools::DEFAULT_READ_SECS));
-        run(ctx, total, tools::read_output(&self.manager, p)).await
+        run(ctx, total, tools::read_output(&self.sessions(), p)).await
     }
 
     #[tool(
@@ -308,14 +327,14 @@ impl PtyMcp {
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         run(ctx.clone(), None, async {
-            if let Ok(entry) = self.manager.get(&p.session_id) {
+            if let Ok(entry) = self.sessions().get(&p.session_id) {
                 let app_cursor = entry.session.modes().app_cursor;
                 let bytes: Vec<u8> = tools::parse_keys(&p.key)?.iter().flat_map(|k| k.bytes(app_cursor)).collect();
                 self.check_typing(&p.session_id, &bytes, &ctx).await?;
             }
             let keys = serde_json::to_value(&p.key).unwrap_or_default();
-            self.audit.before_event(&self.manager, &p.session_id, "send_control", json!({"keys": keys})).await?;
-            tools::send_control(&self.manager, p).await
+            self.audit.before_event(&self.sessions(), &p.session_id, "send_control", json!({"keys": keys})).await?;
+            tools::send_control(&self.sessions(), p).await
         })
         .await
     }
@@ -338,8 +357,8 @@ impl PtyMcp {
         run(ctx.clone(), None, async {
             self.check_command("ssh", &target, p.command.as_deref(), &ctx).await?;
             self.audit.before_create("ssh", &target).await?;
-            let created = ssh::create_ssh_session(&self.manager, &self.operator, self.settings, p).await?;
-            if let Ok(entry) = self.manager.get(&created.session_id) {
+            let created = ssh::create_ssh_session(&self.sessions(), &self.operator, self.settings, p).await?;
+            if let Ok(entry) = self.sessions().get(&created.session_id) {
                 entry.set_alias(&target);
             }
             self.audit_created(&created);
@@ -365,7 +384,7 @@ impl PtyMcp {
         let target = p.device.clone().unwrap_or_default();
         run(ctx, None, async {
             self.audit.before_create("serial", &target).await?;
-            let created = serial::create_serial_session(&self.manager, self.settings, p).await?;
+            let created = serial::create_serial_session(&self.sessions(), self.settings, p).await?;
             self.audit_created(&created);
             Ok(created)
         })
@@ -383,9 +402,9 @@ impl PtyMcp {
     ) -> CallToolResult {
         run(ctx, None, async {
             self.audit
-                .before_event(&self.manager, &p.session_id, "send_break", json!({"duration_ms": p.duration_ms}))
+                .before_event(&self.sessions(), &p.session_id, "send_break", json!({"duration_ms": p.duration_ms}))
                 .await?;
-            serial::send_break(&self.manager, p).await
+            serial::send_break(&self.sessions(), p).await
         })
         .await
     }
@@ -409,8 +428,8 @@ impl PtyMcp {
     ) -> CallToolResult {
         run(ctx, None, async {
             // That a secret is sent, and nothing of it.
-            self.audit.before_event(&self.manager, &p.session_id, "send_secret", json!({})).await?;
-            secrets::send_secret(&self.manager, &self.operator, p).await
+            self.audit.before_event(&self.sessions(), &p.session_id, "send_secret", json!({})).await?;
+            secrets::send_secret(&self.sessions(), &self.operator, p).await
         })
         .await
     }
@@ -430,8 +449,8 @@ impl PtyMcp {
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         run(ctx, None, async {
-            self.audit.before_event(&self.manager, &p.session_id, "prepare_secret", json!({})).await?;
-            secrets::prepare_secret(&self.manager, &self.operator, p).await
+            self.audit.before_event(&self.sessions(), &p.session_id, "prepare_secret", json!({})).await?;
+            secrets::prepare_secret(&self.sessions(), &self.operator, p).await
         })
         .await
     }
@@ -448,10 +467,10 @@ impl PtyMcp {
     )]
     async fn resize_session(&self, Parameters(p): Parameters<ResizeParams>) -> CallToolResult {
         let details = json!({"rows": p.rows, "cols": p.cols});
-        if let Err(e) = self.audit.before_event(&self.manager, &p.session_id, "resize_session", details).await {
+        if let Err(e) = self.audit.before_event(&self.sessions(), &p.session_id, "resize_session", details).await {
             return to_result::<Value>(Err(e));
         }
-        to_result(tools::resize_session(&self.manager, p))
+        to_result(tools::resize_session(&self.sessions(), p))
     }
 
     #[tool(
@@ -459,7 +478,7 @@ impl PtyMcp {
         annotations(title = "Session state", read_only_hint = true, open_world_hint = false)
     )]
     async fn get_session_state(&self, Parameters(p): Parameters<SessionParams>) -> CallToolResult {
-        to_result(self.manager.get(&p.session_id).map(|e| self.describe(&e, false)))
+        to_result(self.sessions().get(&p.session_id).map(|e| self.describe(&e, false)))
     }
 
     #[tool(
@@ -467,7 +486,7 @@ impl PtyMcp {
         annotations(title = "List sessions", read_only_hint = true, open_world_hint = false)
     )]
     async fn list_sessions(&self) -> CallToolResult {
-        let list: Vec<_> = self.manager.list().iter().map(|e| self.describe(e, true)).collect();
+        let list: Vec<_> = self.sessions().list().iter().map(|e| self.describe(e, true)).collect();
         to_result(Ok::<_, ToolError>(list))
     }
 
@@ -476,7 +495,7 @@ impl PtyMcp {
         annotations(title = "Check policy", read_only_hint = true, open_world_hint = false)
     )]
     async fn check_policy(&self, Parameters(p): Parameters<CheckPolicyParams>) -> CallToolResult {
-        to_result(self.manager.get(&p.session_id).map(|entry| {
+        to_result(self.sessions().get(&p.session_id).map(|entry| {
             let Some(rules) = self.gate.policy.rules() else { return json!({"action": "allow", "policy": null}) };
             // The input with Enter always ends a line (begun, perhaps, by earlier raw input).
             let (_, ended) = line_ended(&entry, format!("{}\r", p.input).as_bytes());
@@ -503,10 +522,10 @@ impl PtyMcp {
         )
     )]
     async fn close_session(&self, Parameters(p): Parameters<SessionParams>) -> CallToolResult {
-        if let Err(e) = self.audit.before_event(&self.manager, &p.session_id, "close_session", json!({})).await {
+        if let Err(e) = self.audit.before_event(&self.sessions(), &p.session_id, "close_session", json!({})).await {
             return to_result::<Value>(Err(e));
         }
-        to_result(tools::close_session(&self.manager, &p.session_id, false).await)
+        to_result(tools::close_session(&self.sessions(), &p.session_id, false).await)
     }
 
     #[tool(
@@ -523,7 +542,7 @@ impl PtyMcp {
                 None => persistent::local_dial()?,
                 Some(_) => persistent::ssh_dial(Arc::new(ssh::options(&self.operator, p.ssh).await?)),
             };
-            persistent::list(&dial, p.status.as_deref()).await
+            persistent::list(&dial, p.status.as_deref(), &self.caller).await
         })
         .await
     }
@@ -538,10 +557,10 @@ impl PtyMcp {
         )
     )]
     async fn detach_session(&self, Parameters(p): Parameters<SessionParams>) -> CallToolResult {
-        if let Err(e) = self.audit.before_event(&self.manager, &p.session_id, "detach_session", json!({})).await {
+        if let Err(e) = self.audit.before_event(&self.sessions(), &p.session_id, "detach_session", json!({})).await {
             return to_result::<Value>(Err(e));
         }
-        to_result(tools::close_session(&self.manager, &p.session_id, true).await)
+        to_result(tools::close_session(&self.sessions(), &p.session_id, true).await)
     }
 }
 
@@ -564,10 +583,20 @@ impl ServerHandler for PtyMcp {
         request: rmcp::model::CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        // Over HTTP, the operator the request's token named (see `server::http`).
+        let caller = crate::server::http::caller(&context);
+        let scoped;
+        let this = match caller {
+            Some(caller) if caller != self.caller => {
+                scoped = self.for_caller(caller);
+                &scoped
+            }
+            _ => self,
+        };
         let session = request.arguments.as_ref().and_then(|a| a.get("session_id")).and_then(Value::as_str);
-        let entry = session.and_then(|id| self.manager.get(id).ok());
-        let call = ToolCallContext::new(self, request, context);
-        let mut response = self.tool_router.call(call).await?;
+        let entry = session.and_then(|id| this.sessions().get(id).ok());
+        let call = ToolCallContext::new(this, request, context);
+        let mut response = this.tool_router.call(call).await?;
         // rmcp reports arguments that do not deserialize as plain text; agents get our shape.
         if let CallToolResponse::Complete(result) = &response
             && result.is_error == Some(true)
@@ -582,7 +611,7 @@ impl ServerHandler for PtyMcp {
         if let CallToolResponse::Complete(result) = &mut response
             && result.is_error != Some(true)
         {
-            let notes = self.audit.problem().into_iter().chain(entry.and_then(|e| e.session.log_news()));
+            let notes = this.audit.problem().into_iter().chain(entry.and_then(|e| e.session.log_news()));
             for note in notes {
                 add_warning(result, note);
             }

@@ -23,7 +23,7 @@ impl SendReply {
 }
 
 /// Types input (and Enter), then waits for the answer or for a pattern.
-pub async fn send_input(manager: &SessionManager, p: SendInputParams) -> Result<SendReply, ToolError> {
+pub async fn send_input(manager: &Sessions<'_>, p: SendInputParams) -> Result<SendReply, ToolError> {
     let entry = manager.get_live(&p.session_id).await?;
     let session = &entry.session;
     if p.input.len() > MAX_INPUT {
@@ -248,7 +248,7 @@ pub struct CursorReply {
 }
 
 /// Reads output in one of four modes: screen, cursor, wait_for, or settle (the default).
-pub async fn read_output(manager: &SessionManager, p: ReadOutputParams) -> Result<ReadReply, ToolError> {
+pub async fn read_output(manager: &Sessions<'_>, p: ReadOutputParams) -> Result<ReadReply, ToolError> {
     let entry = manager.get_live(&p.session_id).await?;
     let session = &entry.session;
     let mut warnings = Warnings::default();
@@ -341,7 +341,7 @@ pub fn parse_keys(key: &Keys) -> Result<Vec<keys::Key>, ToolError> {
 }
 
 /// Presses keys, then waits for the program to settle.
-pub async fn send_control(manager: &SessionManager, p: SendControlParams) -> Result<OutputReply, ToolError> {
+pub async fn send_control(manager: &Sessions<'_>, p: SendControlParams) -> Result<OutputReply, ToolError> {
     let entry = manager.get_live(&p.session_id).await?;
     let session = &entry.session;
     let keys = parse_keys(&p.key)?;
@@ -386,7 +386,7 @@ pub struct Resized {
 }
 
 /// Resizes the terminal (the program gets SIGWINCH).
-pub fn resize_session(manager: &SessionManager, p: ResizeParams) -> Result<Resized, ToolError> {
+pub fn resize_session(manager: &Sessions<'_>, p: ResizeParams) -> Result<Resized, ToolError> {
     let entry = manager.get(&p.session_id)?;
     let (Some(rows), Some(cols)) = (p.rows, p.cols) else {
         return Err(ToolError::invalid("rows and cols are both required"));

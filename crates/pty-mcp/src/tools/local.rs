@@ -6,7 +6,7 @@ use super::*;
 
 /// Starts a local program on a PTY.
 pub async fn create_local_session(
-    manager: &SessionManager,
+    manager: &Sessions<'_>,
     settings: Settings,
     p: CreateLocalParams,
 ) -> Result<Created, ToolError> {

@@ -29,7 +29,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::error::ToolError;
-use crate::manager::{Entry, SessionManager};
+use crate::manager::{Entry, Sessions};
 use crate::params::*;
 use crate::reply::{self, DEFAULT_MAX_OUTPUT, Rendered};
 

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use transports::ssh::{self, SshOptions};
 
 use crate::error::{Code, ToolError};
-use crate::manager::{Entry, SessionManager};
+use crate::manager::{Caller, Entry, Sessions};
 use crate::reply;
 use crate::tools::{Created, Settings};
 
@@ -199,7 +199,7 @@ fn local_uname() -> String {
 
 /// Creates or reattaches a persistent session through `dial` and registers it.
 pub async fn open(
-    manager: &SessionManager,
+    manager: &Sessions<'_>,
     settings: Settings,
     dial: Dial,
     kind: &'static str,
@@ -222,23 +222,29 @@ pub async fn open(
             if let Some(c) = command {
                 p["command"] = json!(c);
             }
+            if let Some(owner) = &manager.caller.operator {
+                p["owner"] = json!(owner);
+            }
             let r =
                 daemon.link.call("create_session", p, CALL_TIMEOUT).await.map_err(|e| unavailable(e.to_string()))?;
             let id = r["session_id"].as_str().ok_or_else(|| unavailable("ai-tmux returned no session id"))?;
             (id.to_string(), true)
         }
     };
-    let mirror = mirror::attach(daemon, dial, &client_id(), &id, None).await.map_err(|e| {
-        if e.contains("not found") {
-            ToolError::new(
-                Code::SessionNotFound,
-                format!("ai-tmux has no session {id:?}: list_remote_sessions shows the ones it keeps"),
-            )
-        } else {
-            unavailable(e)
-        }
-    })?;
+    let not_found = || {
+        ToolError::new(
+            Code::SessionNotFound,
+            format!("ai-tmux has no session {id:?}: list_remote_sessions shows the ones it keeps"),
+        )
+    };
+    let mirror = mirror::attach(daemon, dial, &client_id(), &id, None)
+        .await
+        .map_err(|e| if e.contains("not found") { not_found() } else { unavailable(e) })?;
     let a = mirror.attached.clone();
+    if !manager.caller.sees_owned_by(a.owner.as_deref()) {
+        // Another operator's: as missing as one that never was (dropping the mirror detaches).
+        return Err(not_found());
+    }
     let config = SessionConfig {
         rows: a.rows,
         cols: a.cols,
@@ -276,9 +282,9 @@ fn reattached(entry: &Entry) -> Created {
     created
 }
 
-/// The daemon's sessions, `status` "running", "exited" or all. Works with the Go ai-tmux too
-/// (which ignores the filter: it is applied here as well).
-pub async fn list(dial: &Dial, status: Option<&str>) -> Result<Vec<SessionInfo>, ToolError> {
+/// The daemon's sessions `caller` may use, `status` "running", "exited" or all. Works with the
+/// Go ai-tmux too (which ignores the filter: it is applied here as well).
+pub async fn list(dial: &Dial, status: Option<&str>, caller: &Caller) -> Result<Vec<SessionInfo>, ToolError> {
     let keep = status_filter(status).map_err(ToolError::invalid)?;
     let (r, w) = dial().await.map_err(reach_error)?;
     let (link, _events) = Link::open(r, w);
@@ -288,5 +294,5 @@ pub async fn list(dial: &Dial, status: Option<&str>) -> Result<Vec<SessionInfo>,
         .map_err(|e| unavailable(e.to_string()))?;
     let all: Vec<SessionInfo> =
         serde_json::from_value(v).map_err(|e| unavailable(format!("ai-tmux answered list_sessions oddly: {e}")))?;
-    Ok(all.into_iter().filter(keep).collect())
+    Ok(all.into_iter().filter(keep).filter(|s| caller.sees_owned_by(s.owner.as_deref())).collect())
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::error::{Code, ToolError};
-use crate::manager::{Entry, SessionManager};
+use crate::manager::{Entry, Sessions};
 use crate::operator::{OperatorPrompt, PromptError};
 use crate::params::{PrepareSecretParams, SendSecretParams};
 use crate::tools::WRITE_DEADLINE;
@@ -90,7 +90,7 @@ async fn ask(operator: &OperatorPrompt, prompt: Option<String>, allow_empty: boo
 
 /// Asks the operator and types the secret into the session now.
 pub async fn send_secret(
-    manager: &SessionManager,
+    manager: &Sessions<'_>,
     operator: &OperatorPrompt,
     p: SendSecretParams,
 ) -> Result<SecretReply, ToolError> {
@@ -110,7 +110,7 @@ pub async fn send_secret(
 /// Asks the operator now; the secret is typed when the session's screen next shows a password
 /// prompt with echo off (or dropped when `ttl` passes).
 pub async fn prepare_secret(
-    manager: &SessionManager,
+    manager: &Sessions<'_>,
     operator: &OperatorPrompt,
     p: PrepareSecretParams,
 ) -> Result<SecretReply, ToolError> {

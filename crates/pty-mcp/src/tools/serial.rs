@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use transports::serial::{self, FlowMode, ParityMode, SerialOptions};
 
 use crate::error::{Code, ToolError};
-use crate::manager::SessionManager;
+use crate::manager::Sessions;
 use crate::params::{CreateSerialParams, SendBreakParams};
 use crate::reply;
 use crate::tools::{Created, Settings, open_log, terminal_size};
@@ -27,7 +27,7 @@ fn choice<T: Copy>(name: &str, value: Option<&str>, default: T, options: &[(&str
 
 /// Opens a serial line as a session.
 pub async fn create_serial_session(
-    manager: &SessionManager,
+    manager: &Sessions<'_>,
     settings: Settings,
     p: CreateSerialParams,
 ) -> Result<Created, ToolError> {
@@ -106,7 +106,7 @@ pub struct BreakSent {
 }
 
 /// Holds a serial line in BREAK.
-pub async fn send_break(manager: &SessionManager, p: SendBreakParams) -> Result<BreakSent, ToolError> {
+pub async fn send_break(manager: &Sessions<'_>, p: SendBreakParams) -> Result<BreakSent, ToolError> {
     let entry = manager.get_live(&p.session_id).await?;
     let ms = p.duration_ms.unwrap_or(serial::DEFAULT_BREAK.as_millis() as i64);
     if !(10..=5000).contains(&ms) {

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use transports::ssh::{self, Asker, HostKeyPolicy, SshError, SshOptions};
 
 use crate::error::{Code, ToolError};
-use crate::manager::SessionManager;
+use crate::manager::Sessions;
 use crate::operator::OperatorPrompt;
 use crate::params::{CreateSshParams, SshTargetParams};
 use crate::reply;
@@ -133,7 +133,7 @@ fn target_of(opts: &SshOptions) -> String {
 
 /// Connects and starts a session (in the host's ai-tmux when persistent).
 pub async fn create_ssh_session(
-    manager: &SessionManager,
+    manager: &Sessions<'_>,
     operator: &Arc<OperatorPrompt>,
     settings: Settings,
     p: CreateSshParams,

@@ -108,7 +108,7 @@ pub struct Closed {
 }
 
 /// Ends a session and forgets it.
-pub async fn close_session(manager: &SessionManager, id: &str, detach: bool) -> Result<Closed, ToolError> {
+pub async fn close_session(manager: &Sessions<'_>, id: &str, detach: bool) -> Result<Closed, ToolError> {
     let entry = manager.remove(id)?;
     entry.drop_pending_secret();
     let (exit_code, _) = exit_fields(&entry.session);

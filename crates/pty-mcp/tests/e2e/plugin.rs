@@ -12,7 +12,7 @@ use crate::install::{Release, repo};
 const CLAUDE_CODE: &str = "2.1.332";
 
 /// The CLI's native binary, installed from npm under the target directory once per machine.
-fn claude() -> PathBuf {
+pub fn claude() -> PathBuf {
     let prefix = Path::new(env!("CARGO_TARGET_TMPDIR")).join("claude-code");
     std::fs::create_dir_all(&prefix).unwrap();
     let package = prefix.join("node_modules/@anthropic-ai/claude-code");
@@ -42,7 +42,7 @@ fn version(exe: &Path) -> Option<String> {
 }
 
 /// Runs `claude ARGS` with a scratch HOME and `env`; returns what it printed.
-fn run(claude: &Path, home: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+pub fn run(claude: &Path, home: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
     let mut cmd = Command::new(claude);
     cmd.args(args).env("HOME", home).env_remove("PTY_MCP_BIN").env_remove("CLAUDE_PLUGIN_DATA");
     for (k, v) in env {
