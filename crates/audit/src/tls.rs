@@ -108,6 +108,9 @@ async fn accept_loop(
                 continue;
             }
         };
+        // Replies are small and awaited: Nagle's algorithm with the peer's delayed ACK would hold
+        // each back by 40 ms.
+        let _ = tcp.set_nodelay(true);
         let ready = ready.clone();
         match &tls {
             None => {

@@ -2,7 +2,8 @@
 //!
 //! Reports: `send_input("echo x")` round trip at a bash prompt; the reaction of a pending
 //! `wait_for` to its pattern's bytes; a 100 MB flood through a session beside a bare PTY drained
-//! by a minimal reader (the physical limit); the server's peak RSS; CPU used by 10 idle sessions.
+//! by a minimal reader (the physical limit); the server's peak RSS; CPU used by 10 idle sessions;
+//! over HTTP (`serve --http`): the same round trip, 20 clients at once, an idle client's memory.
 //! Set `BENCH_QUICK=1` for a short run.
 
 use std::io::Write;
@@ -37,6 +38,11 @@ async fn main() -> anyhow::Result<()> {
 
     let rounds = if quick { 50 } else { 300 };
     let shell = session(&peer, "bash --norc --noprofile", true).await?;
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("http") {
+        http_figures(&peer, &shell, rounds, if quick { 20 } else { 100 }).await?;
+        client.cancel().await?;
+        return Ok(());
+    }
     let plain = session(&peer, "bash --norc --noprofile", false).await?;
     for (id, what) in [(&shell, "shell integration"), (&plain, "heuristic, no integration")] {
         let mut rtt = Vec::new();
@@ -95,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
 
     audit_cost(if quick { 50 } else { 300 }).await?;
     policy_cost(if quick { 50 } else { 300 }).await?;
+    http_figures(&peer, &shell, rounds, if quick { 20 } else { 100 }).await?;
 
     let mut idle = Vec::new();
     for _ in 0..10 {
@@ -677,6 +684,128 @@ async fn viewer_figures(
         100.0 * bare.as_secs_f64() / watched.as_secs_f64()
     );
     Ok(())
+}
+
+/// `serve --http`: `send_input("echo x")` over Streamable HTTP on loopback, interleaved with the
+/// same over stdio (`stdio`, session `stdio_shell`); 20 clients (one operator each) running
+/// `per_client` commands each at once; the memory an idle client (connected, its event stream
+/// open) costs the server. `BENCH_ONLY=http` runs only these.
+async fn http_figures(
+    stdio: &Peer<RoleClient>,
+    stdio_shell: &str,
+    rounds: usize,
+    per_client: usize,
+) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    use tokio::io::AsyncBufReadExt;
+    const CLIENTS: usize = 20;
+    const IDLE: usize = 100;
+    let dir = tempfile::tempdir()?;
+    let tokens = dir.path().join("tokens");
+    let lines: String = (0..CLIENTS).map(|i| format!("bench-token-{i:04}-0123456789 op{i}\n")).collect();
+    std::fs::write(&tokens, lines)?;
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600))?;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pty-mcp"))
+        .args(["serve", "--http", "127.0.0.1:0", "--max-mcp-sessions", "200", "--tokens"])
+        .arg(&tokens)
+        .env("HOME", dir.path())
+        .env("PTY_MCP_CONTROL_DIR", dir.path())
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().expect("pid");
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let url = loop {
+        let line = stderr.next_line().await?.ok_or_else(|| anyhow::anyhow!("serve --http ended"))?;
+        if let Some(url) = line.strip_prefix("pty-mcp serving MCP on ") {
+            break url.to_string();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
+    let connect = |i: usize| {
+        let url = url.clone();
+        async move {
+            use rmcp::transport::StreamableHttpClientTransport;
+            use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+            let tls = audit::tls::client_config(false, None)?;
+            let http = reqwest::Client::builder().tls_backend_preconfigured(tls).build()?;
+            let config = StreamableHttpClientTransportConfig::with_uri(url)
+                .auth_header(format!("bench-token-{i:04}-0123456789"));
+            anyhow::Ok(().serve(StreamableHttpClientTransport::with_client(http, config)).await?)
+        }
+    };
+    let first = connect(0).await?;
+    let shell = session(first.peer(), "bash --norc --noprofile", true).await?;
+    let (mut over_http, mut over_stdio) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        for (peer, id, times) in [(first.peer(), shell.as_str(), &mut over_http), (stdio, stdio_shell, &mut over_stdio)]
+        {
+            let t = Instant::now();
+            let r = call(peer, "send_input", json!({"session_id": id, "input": "echo x"})).await?;
+            times.push(t.elapsed());
+            anyhow::ensure!(r["output"] == "x\n", "unexpected reply: {r}");
+        }
+    }
+    report("send_input(\"echo x\") round trip over stdio (interleaved with HTTP)", &mut over_stdio);
+    report("send_input(\"echo x\") round trip over HTTP on loopback (interleaved with stdio)", &mut over_http);
+
+    let mut clients = vec![first];
+    for i in 1..CLIENTS {
+        clients.push(connect(i).await?);
+    }
+    let started = Instant::now();
+    let runs = clients.iter().map(|c| async move {
+        let id = session(c.peer(), "bash --norc --noprofile", true).await?;
+        let (mut times, mut errors) = (Vec::new(), 0);
+        for k in 0..per_client {
+            let t = Instant::now();
+            match call(c.peer(), "send_input", json!({"session_id": id, "input": format!("echo c{k}")})).await {
+                Ok(r) if r["output"] == format!("c{k}\n") => times.push(t.elapsed()),
+                _ => errors += 1,
+            }
+        }
+        anyhow::Ok((times, errors))
+    });
+    let (mut all, mut errors) = (Vec::new(), 0);
+    for outcome in futures::future::join_all(runs).await {
+        let (times, e) = outcome?;
+        all.extend(times);
+        errors += e;
+    }
+    let wall = started.elapsed();
+    report(
+        &format!("{CLIENTS} HTTP clients at once, {per_client} commands each ({errors} errors, {wall:.1?} in all)"),
+        &mut all,
+    );
+    let p99 = all[((all.len() as f64 - 1.0) * 0.99).round() as usize];
+    println!("  p99 {:.2} ms", p99.as_secs_f64() * 1000.0);
+
+    let before = rss_kib(pid);
+    let mut idle = Vec::new();
+    for _ in 0..IDLE {
+        let c = connect(0).await?;
+        c.peer().list_all_tools().await?;
+        idle.push(c);
+    }
+    let after = rss_kib(pid);
+    println!(
+        "memory per idle HTTP client (connected, event stream open; {IDLE} clients): {:.1} KiB",
+        after.saturating_sub(before) as f64 / IDLE as f64
+    );
+    for c in clients.into_iter().chain(idle) {
+        let _ = c.cancel().await;
+    }
+    Ok(())
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 fn report(what: &str, samples: &mut [Duration]) {

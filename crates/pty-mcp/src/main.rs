@@ -137,6 +137,18 @@ struct ServeArgs {
     /// Terminal sessions one operator may hold open.
     #[arg(long, default_value_t = 20, requires = "http")]
     max_sessions_per_operator: usize,
+    /// Accept OAuth 2.1 access tokens (JWTs) from this issuer too (needs --oauth-audience).
+    #[arg(long, requires_all = ["http", "oauth_audience"], value_name = "URL")]
+    oauth_issuer: Option<String>,
+    /// This server's resource identifier: the URL clients reach it at (the tokens' audience).
+    #[arg(long, requires = "oauth_issuer", value_name = "URL")]
+    oauth_audience: Option<String>,
+    /// The token claim that names the operator.
+    #[arg(long, default_value = "sub", requires = "oauth_issuer")]
+    oauth_user_claim: String,
+    /// PEM CA certificates trusted for the issuer besides the system's roots.
+    #[arg(long, requires = "oauth_issuer")]
+    oauth_ca: Option<std::path::PathBuf>,
     /// Close an operator's session after this long without a call or a viewer (e.g. 8h).
     #[arg(long, value_parser = humantime::parse_duration, requires = "http")]
     idle_close: Option<std::time::Duration>,
@@ -390,7 +402,13 @@ async fn serve_http(
 ) -> anyhow::Result<()> {
     let opts = server::http::Options {
         addr,
-        tokens: args.tokens.ok_or_else(|| anyhow::anyhow!("--http needs --tokens FILE (`token operator` lines)"))?,
+        tokens: args.tokens,
+        oauth: args.oauth_issuer.map(|issuer| server::oauth::Settings {
+            issuer,
+            audience: args.oauth_audience.unwrap_or_default(),
+            user_claim: args.oauth_user_claim,
+            ca: args.oauth_ca,
+        }),
         tls: args.tls_cert.zip(args.tls_key),
         insecure_http: args.insecure_http,
         shared: args.shared,

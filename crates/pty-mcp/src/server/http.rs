@@ -49,8 +49,10 @@ const RETRY_AFTER_SECS: u64 = 2;
 #[derive(Debug)]
 pub struct Options {
     pub addr: SocketAddr,
-    /// The operators' tokens.
-    pub tokens: PathBuf,
+    /// The operators' tokens (`token operator` lines).
+    pub tokens: Option<PathBuf>,
+    /// OAuth access tokens from this issuer are accepted too.
+    pub oauth: Option<super::oauth::Settings>,
     /// PEM certificate chain and key: serve HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Serve plain HTTP beyond loopback anyway (warned about at every start).
@@ -77,6 +79,9 @@ pub fn caller(ctx: &RequestContext<RoleServer>) -> Option<Caller> {
 /// What the guard keeps between requests.
 struct Guard {
     tokens: Tokens,
+    oauth: Option<super::oauth::OAuth>,
+    /// What a 401 says (with the resource metadata's URL when OAuth is on).
+    challenge: HeaderValue,
     shared: bool,
     max_requests: usize,
     max_mcp_sessions: usize,
@@ -98,10 +103,26 @@ pub async fn serve(
     make: impl Fn() -> PtyMcp + Send + Sync + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let tokens = Tokens::load(&opts.tokens).context("--tokens")?;
-    if tokens.is_empty() {
-        anyhow::bail!("{}: no `token operator` line in it", opts.tokens.display());
-    }
+    let tokens = match &opts.tokens {
+        Some(path) => {
+            let tokens = Tokens::load(path).context("--tokens")?;
+            anyhow::ensure!(!tokens.is_empty(), "{}: no `token operator` line in it", path.display());
+            tokens
+        }
+        None if opts.oauth.is_some() => Tokens::default(),
+        None => anyhow::bail!("--http needs --tokens FILE (`token operator` lines) or --oauth-issuer"),
+    };
+    let oauth = match opts.oauth.clone() {
+        Some(settings) => Some(super::oauth::OAuth::discover(settings).await?),
+        None => None,
+    };
+    let challenge = match &oauth {
+        Some(o) => {
+            HeaderValue::from_str(&format!("Bearer realm=\"pty-mcp\", resource_metadata=\"{}\"", o.metadata_url()))
+                .context("--oauth-audience")?
+        }
+        None => HeaderValue::from_static("Bearer realm=\"pty-mcp\""),
+    };
     let tls = match &opts.tls {
         Some((cert, key)) => Some(audit::tls::server_config(cert, key)?),
         None => None,
@@ -129,8 +150,11 @@ pub async fn serve(
         .with_cancellation_token(cancel.clone());
     let sessions = Arc::new(LocalSessionManager::default());
     let service = StreamableHttpService::new(move || Ok(make()), sessions.clone(), config);
+    let metadata = oauth.as_ref().map(|o| o.metadata());
     let guard = Arc::new(Guard {
         tokens,
+        oauth,
+        challenge,
         shared: opts.shared,
         max_requests: opts.max_requests,
         max_mcp_sessions: opts.max_mcp_sessions,
@@ -139,7 +163,14 @@ pub async fn serve(
         sessions,
     });
     tracing::info!("operators: {:?}", guard.tokens);
-    let app = Router::new().route_service(PATH, service).layer(from_fn_with_state(guard, admit));
+    let mut app = Router::new().route_service(PATH, service).layer(from_fn_with_state(guard, admit));
+    if let Some(metadata) = metadata {
+        // Public, as RFC 9728 has it: how to get a token is no secret.
+        let document = axum::routing::get(move || std::future::ready(axum::Json(metadata.clone())));
+        app = app
+            .route("/.well-known/oauth-protected-resource", document.clone())
+            .route(&format!("/.well-known/oauth-protected-resource{PATH}"), document);
+    }
     let scheme = if tls.is_some() { "https" } else { "http" };
     let tcp = tokio::net::TcpListener::bind(opts.addr).await.with_context(|| format!("binding {}", opts.addr))?;
     let local = tcp.local_addr()?;
@@ -188,8 +219,10 @@ async fn admit(State(guard): State<Arc<Guard>>, mut request: Request, next: Next
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    let Some(operator) = guard.tokens.operator(presented).map(Arc::<str>::from) else {
-        return refuse(StatusCode::UNAUTHORIZED, "unauthorized");
+    let Some(operator) = guard.operator(presented).await else {
+        let mut response = refuse(StatusCode::UNAUTHORIZED, "unauthorized");
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, guard.challenge.clone());
+        return response;
     };
     let mcp_session = request.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(String::from);
     match &mcp_session {
@@ -220,7 +253,12 @@ async fn admit(State(guard): State<Arc<Guard>>, mut request: Request, next: Next
     };
     request.extensions_mut().insert(Caller { operator: Some(operator.clone()), shared: guard.shared });
     let deleting = request.method() == axum::http::Method::DELETE;
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
+    if deleting && response.status() == StatusCode::ACCEPTED {
+        // A closed MCP session: 204, which every SDK takes as success (the Python SDK warns on
+        // rmcp's 202).
+        *response.status_mut() = StatusCode::NO_CONTENT;
+    }
     match (&mcp_session, response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok())) {
         (None, Some(new)) => {
             guard.owners.lock().unwrap_or_else(|e| e.into_inner()).insert(new.to_string(), operator);
@@ -252,6 +290,16 @@ impl Drop for InFlight {
 }
 
 impl Guard {
+    /// The operator a bearer token names: a line of the tokens file, or a valid OAuth access
+    /// token (a JWT: three dot-separated parts).
+    async fn operator(&self, presented: &str) -> Option<Arc<str>> {
+        if let Some(name) = self.tokens.operator(presented) {
+            return Some(Arc::from(name));
+        }
+        let oauth = self.oauth.as_ref().filter(|_| presented.split('.').count() == 3)?;
+        oauth.operator(presented).await.map(Arc::from)
+    }
+
     fn semaphore(&self, operator: &Arc<str>) -> Arc<Semaphore> {
         let mut all = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         all.entry(operator.clone()).or_insert_with(|| Arc::new(Semaphore::new(self.max_requests))).clone()

@@ -33,6 +33,7 @@ use crate::tools::ssh;
 use crate::tools::{self, Settings};
 
 pub mod http;
+pub mod oauth;
 
 /// How often a long wait reports progress to a client that asked for it.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);

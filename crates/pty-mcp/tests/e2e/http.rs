@@ -41,6 +41,10 @@ pub fn tokens_file(dir: &Path) -> PathBuf {
 
 /// `pty-mcp serve --http ... ARGS` in `dir` (HOME too), without waiting for it.
 fn spawn(dir: &Path, addr: &str, args: &[&str], log_filter: &str) -> Child {
+    spawn_env(dir, addr, args, log_filter, &[])
+}
+
+fn spawn_env(dir: &Path, addr: &str, args: &[&str], log_filter: &str, env: &[(&str, &str)]) -> Child {
     let tokens = tokens_file(dir);
     Command::new(binary())
         .args(["serve", "--http", addr, "--tokens"])
@@ -50,6 +54,7 @@ fn spawn(dir: &Path, addr: &str, args: &[&str], log_filter: &str) -> Child {
         .env_remove("DISPLAY")
         .env_remove("PTY_MCP_ASKPASS")
         .env("RUST_LOG", log_filter)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -64,8 +69,13 @@ impl HttpServer {
 
     /// [`HttpServer::start`] with `RUST_LOG=filter`.
     pub async fn start_logging(args: &[&str], filter: &str) -> HttpServer {
+        HttpServer::start_with(args, filter, &[]).await
+    }
+
+    /// [`HttpServer::start`] with `RUST_LOG=filter` and `env`.
+    pub async fn start_with(args: &[&str], filter: &str, env: &[(&str, &str)]) -> HttpServer {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = spawn(dir.path(), "127.0.0.1:0", args, filter);
+        let mut child = spawn_env(dir.path(), "127.0.0.1:0", args, filter, env);
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -216,6 +226,46 @@ async fn operators_see_and_use_only_their_own_sessions_and_find_them_again_from_
     assert!(!all["output"].as_str().unwrap().contains("from-bob"), "{all}");
     again.call("close_session", json!({"session_id": id})).await;
     bob.call("close_session", json!({"session_id": bobs})).await;
+}
+
+#[tokio::test]
+async fn persistent_sessions_keep_their_owner_in_ai_tmux() {
+    let rt = crate::persistent::Runtime::new();
+    let http = HttpServer::start_with(&[], "warn", &[rt.env()]).await;
+    let alice = http.client(ALICE).await;
+    let v = alice.call("create_local_session", json!({"command": "bash --norc --noprofile", "persistent": true})).await;
+    let id = v["session_id"].as_str().unwrap().to_string();
+    assert_eq!(output(&alice.input(&id, "echo kept-for-alice").await), "kept-for-alice\n");
+    alice.call("detach_session", json!({"session_id": id})).await;
+    // The daemon keeps it with its owner: bob neither sees it nor reattaches it.
+    let bob = http.client(BOB).await;
+    let listed = bob.call("list_remote_sessions", json!({})).await;
+    assert!(!listed.to_string().contains(&id), "{listed}");
+    let e = bob.call_err("create_local_session", json!({"session_id": id})).await;
+    assert_eq!(e["code"], "SESSION_NOT_FOUND", "{e}");
+    // Alice, from a new client, finds it and goes on.
+    let again = http.client(ALICE).await;
+    let listed = again.call("list_remote_sessions", json!({})).await;
+    let mine: Vec<&Value> = listed["result"].as_array().unwrap().iter().filter(|s| s["id"] == id.as_str()).collect();
+    assert_eq!(mine.len(), 1, "{listed}");
+    assert_eq!(mine[0]["owner"], "alice");
+    again.call("create_local_session", json!({"session_id": id})).await;
+    assert_eq!(output(&again.input(&id, "echo back").await), "back\n");
+    again.call("close_session", json!({"session_id": id})).await;
+}
+
+#[tokio::test]
+async fn idle_close_ends_sessions_nobody_uses() {
+    let http = HttpServer::start_logging(&["--idle-close", "1s"], "pty_mcp::manager=info").await;
+    let alice = http.client(ALICE).await;
+    let idle = alice.bash().await;
+    let mark = http.logged_lines();
+    http.wait_logged(mark, |l| l.contains(&format!("session {idle} of"))).await;
+    let e = alice.call_err("get_session_state", json!({"session_id": idle})).await;
+    assert_eq!(e["code"], "SESSION_NOT_FOUND", "{e}");
+    // The server goes on: a new session works.
+    let id = alice.bash().await;
+    assert_eq!(output(&alice.input(&id, "echo fresh").await), "fresh\n");
 }
 
 #[tokio::test]
@@ -501,4 +551,142 @@ async fn claude_code_connects_with_a_bearer_header() {
     let listed = run(vec!["mcp".into(), "list".into()]).await.unwrap();
     let wrong = listed.lines().find(|l| l.contains("pty-wrong")).unwrap_or_default().to_string();
     assert!(!wrong.contains("✔ Connected"), "{listed}");
+}
+
+/// An OAuth issuer on loopback for the tests: its metadata (RFC 8414), its JWKS of EC P-256
+/// keys, and access tokens it signs.
+struct Issuer {
+    url: String,
+    keys: Arc<Mutex<Vec<(String, rcgen::KeyPair)>>>,
+    _served: tokio::task::JoinHandle<()>,
+}
+
+impl Issuer {
+    async fn start() -> Issuer {
+        use base64::Engine as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let keys: Arc<Mutex<Vec<(String, rcgen::KeyPair)>>> = Arc::default();
+        let (meta_url, jwks) = (url.clone(), keys.clone());
+        let metadata = move || {
+            let doc = json!({"issuer": meta_url, "jwks_uri": format!("{meta_url}/jwks")});
+            std::future::ready(axum::Json(doc))
+        };
+        let keyset = move || {
+            let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            let keys: Vec<Value> = jwks
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(kid, key)| {
+                    let raw = key.public_key_raw();
+                    json!({"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid,
+                        "x": b64.encode(&raw[1..33]), "y": b64.encode(&raw[33..65])})
+                })
+                .collect();
+            std::future::ready(axum::Json(json!({"keys": keys})))
+        };
+        let app = axum::Router::new()
+            .route("/.well-known/oauth-authorization-server", axum::routing::get(metadata))
+            .route("/jwks", axum::routing::get(keyset));
+        let served = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let issuer = Issuer { url, keys, _served: served };
+        issuer.rotate();
+        issuer
+    }
+
+    /// Adds a key to the JWKS; returns its id.
+    fn rotate(&self) -> String {
+        let mut keys = self.keys.lock().unwrap();
+        let kid = format!("key-{}", keys.len() + 1);
+        keys.push((kid.clone(), rcgen::KeyPair::generate().unwrap()));
+        kid
+    }
+
+    /// A token signed with key `kid` (or a key of nobody's, for `None`).
+    fn token(&self, kid: Option<&str>, claims: Value) -> String {
+        let stranger = rcgen::KeyPair::generate().unwrap();
+        let keys = self.keys.lock().unwrap();
+        let key = kid.map_or(&stranger, |kid| &keys.iter().find(|(k, _)| k == kid).unwrap().1);
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(kid.unwrap_or("key-1").to_string());
+        let pkcs8 = key.serialize_der();
+        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ec_der(&pkcs8)).unwrap()
+    }
+
+    fn claims(&self, sub: &str, audience: &str, expires_in: i64) -> Value {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        json!({"iss": self.url, "aud": audience, "sub": sub, "iat": now, "exp": now + expires_in})
+    }
+}
+
+#[tokio::test]
+async fn oauth_access_tokens_from_the_issuer_are_accepted_and_anything_else_refused() {
+    const AUDIENCE: &str = "https://pty.example.test/mcp";
+    let issuer = Issuer::start().await;
+    let http = HttpServer::start(&["--oauth-issuer", &issuer.url, "--oauth-audience", AUDIENCE]).await;
+
+    // The protected-resource metadata (RFC 9728) names the issuer; a 401 points to it.
+    let base = http.url.trim_end_matches("/mcp");
+    let meta: Value = plain_http()
+        .get(format!("{base}/.well-known/oauth-protected-resource/mcp"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((&meta["resource"], &meta["authorization_servers"]), (&json!(AUDIENCE), &json!([issuer.url])));
+    let (status, headers, _) = http.post(&[], initialize()).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        headers["www-authenticate"],
+        "Bearer realm=\"pty-mcp\", resource_metadata=\"https://pty.example.test/.well-known/oauth-protected-resource/mcp\""
+    );
+
+    // A valid token: its subject is the operator, who owns what they create.
+    let carol = issuer.token(Some("key-1"), issuer.claims("carol", AUDIENCE, 600));
+    let client = http.client(&carol).await;
+    let id = client.bash().await;
+    assert_eq!(output(&client.input(&id, "echo via-oauth").await), "via-oauth\n");
+    let dave = http.client(&issuer.token(Some("key-1"), issuer.claims("dave", AUDIENCE, 600))).await;
+    assert_eq!(dave.call_err("get_session_state", json!({"session_id": id})).await["code"], "SESSION_NOT_FOUND");
+
+    // The issuer rotates its keys: a token signed with the new one is accepted at once.
+    let kid = issuer.rotate();
+    let rotated = issuer.token(Some(&kid), issuer.claims("carol", AUDIENCE, 600));
+    let (status, _, body) = http.post(&[("authorization", &bearer(&rotated))], initialize()).await;
+    assert_eq!(status, 200, "{body}");
+
+    // Everything else: 401 and nothing more.
+    let mut other_issuer = issuer.claims("carol", AUDIENCE, 600);
+    other_issuer["iss"] = json!("https://evil.example");
+    let mut no_subject = issuer.claims("carol", AUDIENCE, 600);
+    no_subject.as_object_mut().unwrap().remove("sub");
+    let hs256 = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &issuer.claims("carol", AUDIENCE, 600),
+        &jsonwebtoken::EncodingKey::from_secret(b"anything"),
+    )
+    .unwrap();
+    let mut tampered: Vec<String> = carol.split('.').map(String::from).collect();
+    tampered[1] = {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut claims: Value = serde_json::from_slice(&b64.decode(&tampered[1]).unwrap()).unwrap();
+        claims["sub"] = json!("root");
+        b64.encode(claims.to_string())
+    };
+    for (what, token) in [
+        ("expired", issuer.token(Some("key-1"), issuer.claims("carol", AUDIENCE, -3600))),
+        ("another audience", issuer.token(Some("key-1"), issuer.claims("carol", "https://other/mcp", 600))),
+        ("another issuer", issuer.token(Some("key-1"), other_issuer)),
+        ("no subject", issuer.token(Some("key-1"), no_subject)),
+        ("signed by a stranger", issuer.token(None, issuer.claims("carol", AUDIENCE, 600))),
+        ("HS256", hs256),
+        ("tampered", tampered.join(".")),
+    ] {
+        let (status, _, body) = http.post(&[("authorization", &bearer(&token))], initialize()).await;
+        assert_eq!((status, body.as_str()), (401, r#"{"error":"unauthorized"}"#), "{what}");
+    }
 }
