@@ -214,7 +214,7 @@ async fn store(
     let file = log.file.as_ref().map(std::fs::File::try_clone).transpose();
     let text = format!("{line}\n");
     let written = tokio::task::spawn_blocking(move || match file? {
-        Some(mut f) => crate::client::write_whole(&mut f, text.as_bytes()).and_then(|()| f.sync_data()),
+        Some(mut f) => crate::client::write_whole(&mut f, text.as_bytes()).and_then(|()| sync(&f)),
         None => {
             let mut out = std::io::stdout().lock();
             out.write_all(text.as_bytes()).and_then(|()| out.flush())
@@ -231,6 +231,15 @@ async fn store(
         log.seen.insert(id);
     }
     (StatusCode::OK, json!({"ok": true}).to_string())
+}
+
+/// Makes what was written durable. A pipe or a device (a log shipper's FIFO, `/dev/stdout`)
+/// cannot be synced (`EINVAL`): there the write is all there is.
+fn sync(f: &std::fs::File) -> std::io::Result<()> {
+    match f.sync_data() {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+        other => other,
+    }
 }
 
 /// Checks a log's hash chain: `Ok(lines)` when intact, else the first broken line and why.

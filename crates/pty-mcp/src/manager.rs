@@ -219,7 +219,7 @@ impl SessionManager {
     /// # Errors
     /// `SESSION_LIMIT_REACHED` when [`MAX_SESSIONS`] are open, or the caller's share of them;
     /// `INVALID_PARAMS` when the id is taken; whatever `open` returns.
-    pub fn create_with_id(
+    fn create_with_id(
         &self,
         kind: &'static str,
         target: String,
@@ -268,7 +268,7 @@ impl SessionManager {
     ///
     /// # Errors
     /// `SESSION_LIMIT_REACHED`.
-    pub fn check_room(&self, caller: &Caller) -> Result<(), ToolError> {
+    fn check_room(&self, caller: &Caller) -> Result<(), ToolError> {
         self.ensure_room(&mut self.sessions.lock().unwrap_or_else(|e| e.into_inner()), caller)
     }
 

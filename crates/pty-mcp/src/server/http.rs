@@ -192,19 +192,12 @@ pub async fn serve(
     Ok(())
 }
 
-/// A refusal: `status`, a short JSON body, and the headers it needs.
+/// A refusal: `status`, a short JSON body, and `Retry-After` with a 429.
 fn refuse(status: StatusCode, message: &str) -> Response {
     let mut response =
         (status, [(header::CONTENT_TYPE, "application/json")], format!("{{\"error\":{message:?}}}")).into_response();
-    let headers = response.headers_mut();
-    match status {
-        StatusCode::UNAUTHORIZED => {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"pty-mcp\""));
-        }
-        StatusCode::TOO_MANY_REQUESTS => {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-        }
-        _ => {}
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
     }
     response
 }

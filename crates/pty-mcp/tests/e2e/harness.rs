@@ -198,11 +198,12 @@ impl SmallDisk {
         self.dir.path()
     }
 
-    /// Fills what is left with a file `filler` (until ENOSPC); returns its path.
+    /// Fills what is left with a file `filler` (until ENOSPC); returns its path. Again, it fills
+    /// what was freed since.
     pub fn fill(&self) -> std::path::PathBuf {
         use std::io::Write;
         let path = self.dir.path().join("filler");
-        let mut f = std::fs::File::create(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).unwrap();
         let block = vec![0u8; 4096];
         while f.write_all(&block).is_ok() {}
         while f.write_all(&block[..1]).is_ok() {}

@@ -162,6 +162,34 @@ impl Drop for Rsyslogd {
     }
 }
 
+/// A server with `env` whose log lines arrive on the returned channel as it writes them.
+async fn server_saying(env: &[(String, String)]) -> (Server, mpsc::UnboundedReceiver<String>) {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (log_read, log_write) = std::io::pipe().unwrap();
+    let s = Server::start_logging(&env, Some(std::fs::File::from(std::os::fd::OwnedFd::from(log_write)))).await;
+    let (said_tx, said) = mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(log_read).lines().map_while(Result::ok) {
+            let _ = said_tx.send(line);
+        }
+    });
+    (s, said)
+}
+
+/// Waits for a log line containing `text`; returns it.
+async fn said(lines: &mut mpsc::UnboundedReceiver<String>, text: &str) -> String {
+    let found = tokio::time::timeout(STEP, async {
+        while let Some(line) = lines.recv().await {
+            if line.contains(text) {
+                return line;
+            }
+        }
+        panic!("the server's log ended before {text:?}");
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("the server did not log {text:?} in time"))
+}
+
 fn fifo(dir: &Path) -> PathBuf {
     let path = dir.join("received.fifo");
     let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
@@ -184,14 +212,15 @@ async fn rsyslogd_receives_every_record_once_and_in_order_across_its_restart() {
     let mut received = Received::from_fifo(&fifo);
     let rsyslogd = Rsyslogd::start(dir.path(), port, &fifo, None);
     let env = sink_home(dir.path(), &format!("syslog://127.0.0.1:{port}"), "");
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let s = Server::start_with_env(&env).await;
+    let (s, mut log) = server_saying(&env).await;
     let id = s.bash().await;
     run_marks(&s, &id, 0..20).await;
     received.until("mark-19's record", |r| r["cmd"] == "echo mark-19").await;
-    // Down in the middle: records wait in the spool while it is away, then go in order.
+    // Down in the middle, for the sender's whole backoff ladder (250 ms doubling to 5 s, some
+    // 8 s): records wait in the spool while it is away, then go in order.
     rsyslogd.stop();
     run_marks(&s, &id, 20..40).await;
+    said(&mut log, "retrying in 5s").await;
     let _back = Rsyslogd::start(dir.path(), port, &fifo, None);
     s.call("close_session", json!({"session_id": id})).await;
     let records = received.until("the session's end", |r| r["event"] == "session_ended").await;
@@ -254,15 +283,7 @@ async fn a_receiver_that_never_reads_holds_records_in_the_spool_not_in_memory() 
     let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = socket.local_addr().unwrap().port();
     let env = sink_home(dir.path(), &format!("syslog://127.0.0.1:{port}"), "");
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let (log_read, log_write) = std::io::pipe().unwrap();
-    let s = Server::start_logging(&env, Some(std::fs::File::from(std::os::fd::OwnedFd::from(log_write)))).await;
-    let (said_tx, mut said) = mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(log_read).lines().map_while(Result::ok) {
-            let _ = said_tx.send(line);
-        }
-    });
+    let (s, mut log) = server_saying(&env).await;
     let id = s.bash().await;
     // 2 KB of output per command: more than the socket buffers hold, soon.
     let n = 150;
@@ -270,16 +291,7 @@ async fn a_receiver_that_never_reads_holds_records_in_the_spool_not_in_memory() 
         let r = s.input(&id, &format!("printf 'mark-{i} %02000d\\n' 0")).await;
         assert!(output(&r).starts_with(&format!("mark-{i} ")), "{r}");
     }
-    let stalled = tokio::time::timeout(STEP, async {
-        while let Some(line) = said.recv().await {
-            if line.contains("took nothing") {
-                return line;
-            }
-        }
-        panic!("the server's log ended");
-    })
-    .await
-    .expect("the sender gives the stalled receiver up");
+    let stalled = said(&mut log, "took nothing").await;
     assert!(stalled.contains("audit delivery failed"), "{stalled}");
     let spool = dir.path().join("state/pty-mcp/audit-spool.jsonl");
     let spooled = std::fs::read_to_string(&spool).unwrap();
