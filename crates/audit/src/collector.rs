@@ -143,11 +143,7 @@ async fn accept(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, String) {
-    let presented = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+    let presented = crate::tokens::bearer(&headers);
     let shared_ok = shared.token.as_deref().is_some_and(|t| constant_time_eq(t.as_bytes(), presented.as_bytes()));
     let operator = shared.operators.operator(presented).map(String::from);
     if !shared_ok && operator.is_none() {

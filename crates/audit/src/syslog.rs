@@ -177,8 +177,11 @@ pub fn frame(record: &str, hostname: &str, pid: u32) -> Vec<u8> {
         sd.push_str(&format!(" {key}=\"{}\"", sd_escape(field(key))));
     }
     sd.push(']');
-    let message =
-        format!("<{PRI}>1 {timestamp} {} pty-mcp {pid} {} {sd} {record}", header_field(hostname), header_field(msgid));
+    let message = format!(
+        "<{PRI}>1 {timestamp} {} pty-mcp {pid} {} {sd} {record}",
+        header_field(hostname, 255),
+        header_field(msgid, 32)
+    );
     let mut framed = format!("{} ", message.len()).into_bytes();
     framed.extend_from_slice(message.as_bytes());
     framed
@@ -196,9 +199,10 @@ fn sd_escape(value: &str) -> String {
     out
 }
 
-/// A header field: printable US-ASCII without spaces, at most 48 characters; `-` when empty.
-fn header_field(value: &str) -> String {
-    let clean: String = value.chars().filter(|c| c.is_ascii_graphic()).take(48).collect();
+/// A header field: printable US-ASCII without spaces, at most `max` characters (RFC 5424:
+/// HOSTNAME 255, MSGID 32); `-` when empty.
+fn header_field(value: &str, max: usize) -> String {
+    let clean: String = value.chars().filter(|c| c.is_ascii_graphic()).take(max).collect();
     if clean.is_empty() { "-".to_string() } else { clean }
 }
 
@@ -233,6 +237,10 @@ mod tests {
         let command = r#"{"record_id":"r2","ts":"2026-11-29T10:00:01.000Z","cmd_id":"c","cmd":"ls"}"#;
         let framed = String::from_utf8(frame(command, "", 1)).unwrap();
         assert!(framed.contains("<110>1 2026-11-29T10:00:01.000Z - pty-mcp 1 command [pty-mcp@32473"), "{framed}");
+        // Header fields keep within RFC 5424's lengths: HOSTNAME 255, MSGID 32.
+        let long = format!(r#"{{"ts":"t","event":"{}"}}"#, "e".repeat(40));
+        let framed = String::from_utf8(frame(&long, &"h".repeat(300), 1)).unwrap();
+        assert!(framed.contains(&format!(" t {} pty-mcp 1 {} [", "h".repeat(255), "e".repeat(32))), "{framed}");
     }
 
     #[test]

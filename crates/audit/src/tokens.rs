@@ -88,6 +88,16 @@ impl Tokens {
     }
 }
 
+/// The token an HTTP request presents (`Authorization: Bearer <token>`), or "" (which no
+/// operator's token is).
+pub fn bearer(headers: &axum::http::HeaderMap) -> &str {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+}
+
 /// Compares two byte strings in time that depends only on their lengths.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {

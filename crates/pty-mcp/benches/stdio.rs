@@ -372,22 +372,16 @@ async fn policy_cost(rounds: usize) -> anyhow::Result<()> {
         cmd.arg("serve").env("PTY_MCP_POLICY", policy.map_or(dir.path().join("none.toml"), |p| p.to_path_buf()));
         let client = ().serve(TokioChildProcess::new(cmd)?).await?;
         let id = session(client.peer(), "bash --norc --noprofile", true).await?;
-        peers.push((client, id, Vec::new()));
+        peers.push((client, id));
     }
-    for _ in 0..rounds {
-        for (client, id, rtt) in &mut peers {
-            let t = Instant::now();
-            call(client.peer(), "send_input", json!({"session_id": id, "input": "echo x"})).await?;
-            rtt.push(t.elapsed());
-        }
-    }
+    let sessions: Vec<_> = peers.iter().map(|(client, id)| (client.peer(), id.as_str())).collect();
+    let [mut bare, mut checked] = <[_; 2]>::try_from(echo_interleaved(&sessions, rounds).await?).expect("two servers");
     let paste = "echo line; ls -l | wc -l\n".repeat(10_000);
-    let (client, id, _) = &peers[1];
+    let (client, id) = &peers[1];
     let t = Instant::now();
     call(client.peer(), "check_policy", json!({"session_id": id, "input": paste})).await?;
     let paste_time = t.elapsed();
-    let [(a, _, mut bare), (b, _, mut checked)] =
-        <[_; 2]>::try_from(peers).map_err(|_| anyhow::anyhow!("two servers"))?;
+    let [(a, _), (b, _)] = <[_; 2]>::try_from(peers).map_err(|_| anyhow::anyhow!("two servers"))?;
     report("send_input(\"echo x\") with no policy (interleaved)", &mut bare);
     report("send_input(\"echo x\") with the destructive preset (interleaved)", &mut checked);
     println!("check_policy of a 10,000-line paste (30,000 commands): {:.1} ms", paste_time.as_secs_f64() * 1000.0);
@@ -557,16 +551,9 @@ async fn persistent_figures(peer: &Peer<RoleClient>, direct: &str, rounds: usize
     // shell (prompt hooks included), so the two differ only by the path through ai-tmux.
     let v = call(peer, "create_ssh_session", json!({"host": "benchbox", "persistent": true})).await?;
     let id = v["session_id"].as_str().unwrap_or_default().to_string();
-    let (mut through, mut plain) = (Vec::new(), Vec::new());
-    // Interleaved, so that both see the same load.
-    for _ in 0..rounds {
-        for (session, samples) in [(&id, &mut through), (&direct.to_string(), &mut plain)] {
-            let t = Instant::now();
-            let r = call(peer, "send_input", json!({"session_id": session, "input": "echo x"})).await?;
-            samples.push(t.elapsed());
-            anyhow::ensure!(r["output"] == "x\n", "{r}");
-        }
-    }
+    let [mut through, mut plain] =
+        <[_; 2]>::try_from(echo_interleaved(&[(peer, id.as_str()), (peer, direct)], rounds).await?)
+            .expect("two sessions");
     report("send_input(\"echo x\") over SSH, direct session (interleaved)", &mut plain);
     report("send_input(\"echo x\") over SSH, persistent session through ai-tmux (interleaved)", &mut through);
     let local = call(peer, "create_local_session", json!({"command": bash, "persistent": true})).await?;
@@ -737,16 +724,9 @@ async fn http_figures(
     };
     let first = connect(0).await?;
     let shell = session(first.peer(), "bash --norc --noprofile", true).await?;
-    let (mut over_http, mut over_stdio) = (Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        for (peer, id, times) in [(first.peer(), shell.as_str(), &mut over_http), (stdio, stdio_shell, &mut over_stdio)]
-        {
-            let t = Instant::now();
-            let r = call(peer, "send_input", json!({"session_id": id, "input": "echo x"})).await?;
-            times.push(t.elapsed());
-            anyhow::ensure!(r["output"] == "x\n", "unexpected reply: {r}");
-        }
-    }
+    let [mut over_http, mut over_stdio] =
+        <[_; 2]>::try_from(echo_interleaved(&[(first.peer(), shell.as_str()), (stdio, stdio_shell)], rounds).await?)
+            .expect("two sessions");
     report("send_input(\"echo x\") round trip over stdio (interleaved with HTTP)", &mut over_stdio);
     report("send_input(\"echo x\") round trip over HTTP on loopback (interleaved with stdio)", &mut over_http);
 
@@ -797,6 +777,21 @@ async fn http_figures(
         let _ = c.cancel().await;
     }
     Ok(())
+}
+
+/// `send_input("echo x")` round trips on each of `sessions` in turn, `rounds` times, so that all
+/// see the same machine load: one list of samples per session.
+async fn echo_interleaved(sessions: &[(&Peer<RoleClient>, &str)], rounds: usize) -> anyhow::Result<Vec<Vec<Duration>>> {
+    let mut samples = vec![Vec::with_capacity(rounds); sessions.len()];
+    for _ in 0..rounds {
+        for ((peer, id), times) in sessions.iter().zip(&mut samples) {
+            let t = Instant::now();
+            let r = call(peer, "send_input", json!({"session_id": id, "input": "echo x"})).await?;
+            times.push(t.elapsed());
+            anyhow::ensure!(r["output"] == "x\n", "unexpected reply: {r}");
+        }
+    }
+    Ok(samples)
 }
 
 fn rss_kib(pid: u32) -> u64 {

@@ -128,7 +128,7 @@ struct ServeArgs {
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 1 << 20, requires = "http")]
     max_body: usize,
-    /// Requests (open event streams included) one operator may have in flight.
+    /// POST requests one operator may have in flight (one whose answer still streams counts).
     #[arg(long, default_value_t = 32, requires = "http")]
     max_requests: usize,
     /// MCP sessions one operator may hold open.
@@ -421,11 +421,11 @@ async fn serve_http(
     if let Some(limit) = args.idle_close {
         tokio::spawn(manager::close_idle(manager.clone(), limit));
     }
-    let shutdown = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let shutdown = async move {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            _ = term.recv() => {}
         }
     };
     server::http::serve(opts, move || server.clone(), shutdown).await

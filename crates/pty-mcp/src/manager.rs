@@ -83,6 +83,15 @@ impl Entry {
         crate::policy::gate::names(self.kind, &self.target, alias.as_deref())
     }
 
+    /// Lets it go: a persistent session is detached (its program goes on in ai-tmux), any other
+    /// closed; a prepared secret is forgotten.
+    fn let_go(&self) {
+        self.drop_pending_secret();
+        if !self.session.detach() {
+            self.session.close();
+        }
+    }
+
     fn touch(&self) {
         *self.last_used.lock().unwrap_or_else(|e| e.into_inner()) = SystemTime::now();
     }
@@ -303,22 +312,20 @@ impl SessionManager {
     pub fn close_all(&self) {
         let drained: Vec<_> = self.sessions.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
         for (_, entry) in drained {
-            entry.drop_pending_secret();
-            if !entry.session.detach() {
-                entry.session.close();
-            }
+            entry.let_go();
         }
     }
-}
 
-impl SessionManager {
     /// Forgets ended sessions nobody looked at lately, then refuses when the table is still
     /// full, or the caller (an operator over HTTP) holds their share of it.
     fn ensure_room(&self, sessions: &mut HashMap<String, Arc<Entry>>, caller: &Caller) -> Result<(), ToolError> {
         forget_old_ended(sessions);
-        let full = |held: &[&Arc<Entry>], limit: usize, whose: &str| {
+        let full = |held: Vec<&Arc<Entry>>, limit: usize, whose: String| {
+            if held.len() < limit {
+                return Ok(());
+            }
             let ended = held.iter().filter(|e| !e.session.is_alive()).count();
-            (held.len() >= limit).then(|| ToolError {
+            Err(ToolError {
                 code: Code::SessionLimitReached,
                 message: format!(
                     "{limit} sessions are open{whose} ({ended} of them ended); close sessions you no longer need"
@@ -326,17 +333,14 @@ impl SessionManager {
                 retryable: true,
             })
         };
-        let all: Vec<_> = sessions.values().collect();
-        if let Some(e) = full(&all, MAX_SESSIONS, "") {
-            return Err(e);
-        }
-        if let (Some(operator), Some(limit)) = (&caller.operator, self.per_operator) {
-            let held: Vec<_> = all.into_iter().filter(|e| e.owner.as_ref() == Some(operator)).collect();
-            if let Some(e) = full(&held, limit, &format!(" for operator {operator}")) {
-                return Err(e);
+        full(sessions.values().collect(), MAX_SESSIONS, String::new())?;
+        match (&caller.operator, self.per_operator) {
+            (Some(operator), Some(limit)) => {
+                let held = sessions.values().filter(|e| e.owner.as_ref() == Some(operator)).collect();
+                full(held, limit, format!(" for operator {operator}"))
             }
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -385,10 +389,7 @@ pub async fn close_idle(manager: Arc<SessionManager>, limit: Duration) {
             let owner = entry.owner.clone();
             let Ok(entry) = manager.remove_if(&entry.id, |e| std::ptr::eq(e, &*entry)) else { continue };
             tracing::info!("session {} of {owner:?} unused for {limit:?}: ended", entry.id);
-            entry.drop_pending_secret();
-            if !entry.session.detach() {
-                entry.session.close();
-            }
+            entry.let_go();
         }
         tokio::time::sleep(next).await;
     }

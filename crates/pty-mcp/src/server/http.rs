@@ -65,7 +65,7 @@ pub struct Options {
     pub allowed_origins: Vec<String>,
     /// Largest request body, in bytes.
     pub max_body: usize,
-    /// Requests (open SSE streams included) one operator may have in flight.
+    /// POST requests one operator may have in flight (one whose answer still streams counts).
     pub max_requests: usize,
     /// MCP sessions one operator may hold open.
     pub max_mcp_sessions: usize,
@@ -194,8 +194,8 @@ pub async fn serve(
 
 /// A refusal: `status`, a short JSON body, and `Retry-After` with a 429.
 fn refuse(status: StatusCode, message: &str) -> Response {
-    let mut response =
-        (status, [(header::CONTENT_TYPE, "application/json")], format!("{{\"error\":{message:?}}}")).into_response();
+    let body = serde_json::json!({ "error": message }).to_string();
+    let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
     if status == StatusCode::TOO_MANY_REQUESTS {
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
     }
@@ -206,13 +206,7 @@ fn refuse(status: StatusCode, message: &str) -> Response {
 /// else said), another operator's MCP session (404, as a session that does not exist), too much
 /// at once (429).
 async fn admit(State(guard): State<Arc<Guard>>, mut request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let Some(operator) = guard.operator(presented).await else {
+    let Some(operator) = guard.operator(audit::tokens::bearer(request.headers())).await else {
         let mut response = refuse(StatusCode::UNAUTHORIZED, "unauthorized");
         response.headers_mut().insert(header::WWW_AUTHENTICATE, guard.challenge.clone());
         return response;

@@ -74,7 +74,8 @@ impl HttpServer {
 
     /// [`HttpServer::start`] with `RUST_LOG=filter` and `env`.
     pub async fn start_with(args: &[&str], filter: &str, env: &[(&str, &str)]) -> HttpServer {
-        let dir = tempfile::tempdir().unwrap();
+        // Its HOME is a developer machine's: startup files that print and take 0.8 s.
+        let dir = crate::startup::slow_home();
         let mut child = spawn_env(dir.path(), "127.0.0.1:0", args, filter, env);
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -180,7 +181,8 @@ fn bearer(token: &str) -> String {
 async fn operators_see_and_use_only_their_own_sessions_and_find_them_again_from_a_new_client() {
     let http = HttpServer::start(&[]).await;
     let alice = http.client(ALICE).await;
-    let id = alice.bash().await;
+    // The user's own bash, under slow, chatty startup files; the first command at once.
+    let id = alice.session("bash").await;
     let r = alice.input(&id, "echo from-alice; false").await;
     assert_eq!(
         (output(&r), r["exit_code"].as_i64(), r["completion"].as_str()),
@@ -189,7 +191,7 @@ async fn operators_see_and_use_only_their_own_sessions_and_find_them_again_from_
 
     // To bob, alice's session does not exist: every tool says so exactly as for a made-up id.
     let bob = http.client(BOB).await;
-    let bobs = bob.bash().await;
+    let bobs = bob.session("bash").await;
     let listed = bob.call("list_sessions", json!({})).await;
     let ids: Vec<&str> = listed["result"].as_array().unwrap().iter().filter_map(|s| s["id"].as_str()).collect();
     assert_eq!(ids, [bobs.as_str()], "{listed}");

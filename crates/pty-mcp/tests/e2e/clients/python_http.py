@@ -31,7 +31,7 @@ async def main(url: str, token: str, wait: int) -> None:
             created = structured(
                 await session.call_tool(
                     "create_local_session",
-                    {"command": "bash --norc --noprofile", "env": {"PS1": "test$ "}},
+                    {"command": "bash", "env": {"PS1": "test$ "}},
                 )
             )
             sid = created["session_id"]

@@ -17,7 +17,7 @@ await client.connect(transport);
 const seen = { tools: (await client.listTools()).tools.length };
 const created = await client.callTool({
   name: "create_local_session",
-  arguments: { command: "bash --norc --noprofile", env: { PS1: "test$ " } },
+  arguments: { command: "bash", env: { PS1: "test$ " } },
 });
 const sid = created.structuredContent.session_id;
 const reply = await client.callTool({ name: "send_input", arguments: { session_id: sid, input: "echo ts-$((6*7)); false" } });
