@@ -3,8 +3,9 @@
 //! Reports: `send_input("echo x")` round trip at a bash prompt; the reaction of a pending
 //! `wait_for` to its pattern's bytes; a 100 MB flood through a session beside a bare PTY drained
 //! by a minimal reader (the physical limit); the server's peak RSS; CPU used by 10 idle sessions;
-//! over HTTP (`serve --http`): the same round trip, 20 clients at once, an idle client's memory.
-//! Set `BENCH_QUICK=1` for a short run.
+//! over HTTP (`serve --http`): the same round trip, 20 clients at once, an idle client's memory;
+//! a 50 MB upload and download against `scp` of the same file, with the server's memory during
+//! them. Set `BENCH_QUICK=1` for a short run; `BENCH_ONLY=http` or `BENCH_ONLY=files` for one part.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -40,6 +41,13 @@ async fn main() -> anyhow::Result<()> {
     let shell = session(&peer, "bash --norc --noprofile", true).await?;
     if std::env::var("BENCH_ONLY").as_deref() == Ok("http") {
         http_figures(&peer, &shell, rounds, if quick { 20 } else { 100 }).await?;
+        client.cancel().await?;
+        return Ok(());
+    }
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("files") {
+        if let Some(sshd) = &sshd {
+            transfer_figures(&peer, pid, sshd, if quick { 3 } else { 5 }).await?;
+        }
         client.cancel().await?;
         return Ok(());
     }
@@ -95,7 +103,10 @@ async fn main() -> anyhow::Result<()> {
     screen_cost(&peer, if quick { 50 } else { 500 }).await?;
     serial_round_trip(&peer, if quick { 20 } else { 100 }).await?;
     match &sshd {
-        Some(_) => ssh_figures(&peer, if quick { 3 } else { 10 }, if quick { 20 } else { 100 }).await?,
+        Some(sshd) => {
+            ssh_figures(&peer, if quick { 3 } else { 10 }, if quick { 20 } else { 100 }).await?;
+            transfer_figures(&peer, pid, sshd, if quick { 3 } else { 5 }).await?;
+        }
         None => println!("ssh: skipped (no /usr/sbin/sshd)"),
     }
 
@@ -467,7 +478,7 @@ impl TestSshd {
         let bin = std::path::Path::new(env!("CARGO_BIN_EXE_pty-mcp")).parent()?.display().to_string();
         let cfg = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {0}/host_key\nAuthorizedKeysFile {0}/authorized_keys\nPidFile {0}/pid\nUsePAM no\nStrictModes no\nPermitRootLogin yes\n\
-             SetEnv PATH={bin}:/usr/local/bin:/usr/bin:/bin AI_TMUX_SOCKET={0}/run/ai-tmux.sock\n",
+             SetEnv PATH={bin}:/usr/local/bin:/usr/bin:/bin AI_TMUX_SOCKET={0}/run/ai-tmux.sock\nSubsystem sftp internal-sftp\n",
             d.display()
         );
         std::fs::write(d.join("sshd_config"), cfg).ok()?;
@@ -495,6 +506,96 @@ impl TestSshd {
         }
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Some(TestSshd { dir, _child: child })
+    }
+}
+
+/// A 50 MB file up and down over SFTP on a session's connection, interleaved with `scp` of the
+/// same file both ways (medians), and the server's resident memory while it transfers.
+async fn transfer_figures(peer: &Peer<RoleClient>, pid: u32, sshd: &TestSshd, rounds: usize) -> anyhow::Result<()> {
+    const SIZE: usize = 50 << 20;
+    let work = tempfile::tempdir()?;
+    let (local, remote, back) =
+        (work.path().join("local.bin"), work.path().join("remote.bin"), work.path().join("back.bin"));
+    let mut data = vec![0u8; SIZE];
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    std::fs::write(&local, &data)?;
+    let v = call(peer, "create_ssh_session", json!({"host": "benchbox"})).await?;
+    let id = v["session_id"].as_str().unwrap_or_default().to_string();
+    let config = sshd.dir.path().join("ssh_config");
+    let scp = |from: String, to: String| {
+        let config = config.clone();
+        async move {
+            let t = Instant::now();
+            let status =
+                tokio::process::Command::new("scp").arg("-qF").arg(&config).arg(&from).arg(&to).status().await?;
+            anyhow::ensure!(status.success(), "scp {from} {to} failed");
+            Ok::<_, anyhow::Error>(t.elapsed())
+        }
+    };
+    let (mut ours_up, mut ours_down, mut scp_up, mut scp_down) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let base = rss_kib(pid);
+    let mut peak = base;
+    for _ in 0..rounds {
+        scp_up.push(scp(local.display().to_string(), format!("benchbox:{}", remote.display())).await?);
+        scp_down.push(scp(format!("benchbox:{}", remote.display()), back.display().to_string()).await?);
+        std::fs::remove_file(&back)?;
+        // Sampled beside the call (a measurement, not the product: every 5 ms).
+        let up = json!({"session_id": id, "remote_path": remote, "local_path": local, "overwrite": true});
+        let (t, rss) = sampled(pid, call(peer, "upload_file", up)).await?;
+        ours_up.push(t);
+        let down = json!({"session_id": id, "remote_path": remote, "local_path": back, "overwrite": true});
+        let (t2, rss2) = sampled(pid, call(peer, "download_file", down)).await?;
+        ours_down.push(t2);
+        peak = peak.max(rss).max(rss2);
+        anyhow::ensure!(std::fs::read(&back)? == data, "the file came back different");
+        std::fs::remove_file(&back)?;
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let mb = SIZE as f64 / 1e6;
+    for (what, ours, theirs) in [("upload", &mut ours_up, &mut scp_up), ("download", &mut ours_down, &mut scp_down)] {
+        let (ours, theirs) = (median(ours), median(theirs));
+        println!(
+            "50 MB {what} over SFTP on loopback (median of {rounds} interleaved): pty-mcp {:.0} MB/s on its open session, scp {:.0} MB/s with its own login ({:.0}% of scp)",
+            mb / ours.as_secs_f64(),
+            mb / theirs.as_secs_f64(),
+            100.0 * theirs.as_secs_f64() / ours.as_secs_f64()
+        );
+    }
+    println!(
+        "server RSS during 50 MB transfers: {:.1} MiB before, {:.1} MiB at most",
+        base as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
+    Ok(())
+}
+
+/// How long `call` took, and the server's largest RSS seen while it ran.
+async fn sampled(
+    pid: u32,
+    call: impl std::future::Future<Output = anyhow::Result<Value>>,
+) -> anyhow::Result<(Duration, u64)> {
+    let t = Instant::now();
+    let mut call = std::pin::pin!(call);
+    let mut peak = 0;
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    loop {
+        tokio::select! {
+            r = &mut call => {
+                let r = r?;
+                anyhow::ensure!(r["sha256"].is_string(), "transfer failed: {r}");
+                return Ok((t.elapsed(), peak.max(rss_kib(pid))));
+            }
+            _ = tick.tick() => peak = peak.max(rss_kib(pid)),
+        }
     }
 }
 

@@ -83,6 +83,13 @@ impl Audit {
         a.before(record::event(&self.subject(a, &entry), event, details)).await.map_err(unavailable)
     }
 
+    /// After an action on a session, when its outcome is known (never refused).
+    pub fn after_event(&self, entry: &Entry, event: &str, details: Value) {
+        if let Some(a) = &self.0 {
+            a.after(record::event(&self.subject(a, entry), event, details));
+        }
+    }
+
     /// Before a session is created (it has no id yet).
     pub async fn before_create(&self, kind: &str, target: &str) -> Result<(), ToolError> {
         let Some(a) = &self.0 else { return Ok(()) };

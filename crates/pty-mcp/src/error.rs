@@ -49,6 +49,20 @@ pub enum Code {
     ApprovalDenied,
     /// Nobody answered the approval in time.
     ApprovalTimeout,
+    /// The session cannot do this (a serial line has no files; a host without SFTP).
+    NotSupported,
+    /// The file (or its directory) does not exist.
+    FileNotFound,
+    /// The file exists and `overwrite` was not given.
+    FileExists,
+    /// The file system refused (permissions), or `local_path` is not allowed here.
+    PermissionDenied,
+    /// A disk is full (retryable once there is room).
+    NoSpace,
+    /// Larger than a limit: the content a call carries, a reply, or `--max-transfer`.
+    TooLarge,
+    /// A transfer failed on the way (a lost link, a timeout, cancellation); the target is untouched.
+    TransferFailed,
     /// Anything else.
     InternalError,
 }

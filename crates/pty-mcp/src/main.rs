@@ -52,7 +52,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve MCP on stdin/stdout (the default), or over HTTP with --http.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// A short scripted tour: starts this binary as an MCP server, drives real sessions
     /// through it, and prints each call and what the agent sees.
     Demo,
@@ -101,6 +101,14 @@ enum Command {
 /// `serve`: stdio by default; `--http` for a team's shared server.
 #[derive(clap::Args, Default)]
 struct ServeArgs {
+    /// The largest file upload_file and download_file move, in bytes (K, M, G suffixes: 1024s;
+    /// default 4G, or PTY_MCP_MAX_TRANSFER).
+    #[arg(long, value_parser = parse_size)]
+    max_transfer: Option<u64>,
+    /// Over HTTP, operators may read and write local_path only inside this directory (without
+    /// it, not at all: this machine's files are not theirs).
+    #[arg(long, value_name = "DIR", requires = "http")]
+    local_files: Option<std::path::PathBuf>,
     /// Serve MCP's Streamable HTTP transport on ADDR (path /mcp) instead of stdio.
     #[arg(long, num_args = 0..=1, default_missing_value = server::http::DEFAULT_ADDR, value_name = "ADDR")]
     http: Option<std::net::SocketAddr>,
@@ -125,8 +133,8 @@ struct ServeArgs {
     /// A browser Origin to accept, e.g. https://app.example.com:443 (repeatable; none by default).
     #[arg(long = "allowed-origin", requires = "http", value_name = "ORIGIN")]
     allowed_origins: Vec<String>,
-    /// Largest request body in bytes.
-    #[arg(long, default_value_t = 1 << 20, requires = "http")]
+    /// Largest request body in bytes (an upload's content is up to 1 MiB, 1.4 MB as base64).
+    #[arg(long, default_value_t = 2 << 20, requires = "http")]
     max_body: usize,
     /// POST requests one operator may have in flight (one whose answer still streams counts).
     #[arg(long, default_value_t = 32, requires = "http")]
@@ -233,7 +241,7 @@ fn main() -> ExitCode {
         Some(Command::Attach { session, write, resize }) => {
             runtime.block_on(control::attach::run(session, write, resize))
         }
-        Some(Command::Serve(args)) => runtime.block_on(serve(overrides, args)),
+        Some(Command::Serve(args)) => runtime.block_on(serve(overrides, *args)),
         None => runtime.block_on(serve(overrides, ServeArgs::default())),
     };
     // Sessions' reader tasks may still be parked on their PTYs; don't wait for them.
@@ -354,7 +362,12 @@ async fn serve(overrides: AuditOverrides, args: ServeArgs) -> anyhow::Result<()>
         eprint!("{}", REGISTER_HINT.replace("{exe}", &exe));
         return Ok(());
     }
-    let settings = Settings { buffer_size: buffer_size() };
+    let files = tools::files::FileSettings {
+        max_transfer: args.max_transfer.unwrap_or_else(max_transfer),
+        // Set once for the server's life.
+        local_root: args.local_files.clone().map(|p| &*Box::leak(p.into_boxed_path())),
+    };
+    let settings = Settings { buffer_size: buffer_size(), files };
     let per_operator = args.http.is_some().then_some(args.max_sessions_per_operator);
     let manager = Arc::new(SessionManager::with_operator_limit(per_operator));
     let operator = Arc::new(operator::OperatorPrompt::new(secret_timeout()));
@@ -429,6 +442,29 @@ async fn serve_http(
         }
     };
     server::http::serve(opts, move || server.clone(), shutdown).await
+}
+
+/// A size in bytes, with an optional K, M or G suffix (powers of 1024).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim().trim_end_matches(['b', 'B']).trim_end_matches(['i', 'I']);
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 10),
+        Some((i, 'm' | 'M')) => (&t[..i], 20),
+        Some((i, 'g' | 'G')) => (&t[..i], 30),
+        _ => (t, 0),
+    };
+    let n: u64 = digits.trim().parse().map_err(|_| format!("{text:?} is not a size (e.g. 500M, 4G)"))?;
+    n.checked_mul(1 << shift).filter(|&n| n > 0).ok_or_else(|| format!("{text:?} is out of range"))
+}
+
+/// `PTY_MCP_MAX_TRANSFER`: the largest file a transfer moves (default 4 GiB).
+fn max_transfer() -> u64 {
+    const DEFAULT: u64 = 4 << 30;
+    let Ok(raw) = std::env::var("PTY_MCP_MAX_TRANSFER") else { return DEFAULT };
+    parse_size(&raw).unwrap_or_else(|e| {
+        tracing::warn!("PTY_MCP_MAX_TRANSFER: {e}; using {DEFAULT}");
+        DEFAULT
+    })
 }
 
 /// `PTY_MCP_BUFFER_SIZE`: transcript bytes per session, 64 KiB to 32 MiB (default 1 MiB).

@@ -40,6 +40,8 @@ pub struct Entry {
     alias: Mutex<Option<String>>,
     /// The operator who created it over HTTP (see [`Caller`]); None over stdio.
     pub owner: Option<Arc<str>>,
+    /// Where its files are, for an SSH session (set once it is open); see [`Entry::files`].
+    pub remote_files: std::sync::OnceLock<Arc<transports::files::Access>>,
 }
 
 impl Entry {
@@ -81,6 +83,16 @@ impl Entry {
     pub fn policy_names(&self) -> Vec<String> {
         let alias = self.alias.lock().unwrap_or_else(|e| e.into_inner()).clone();
         crate::policy::gate::names(self.kind, &self.target, alias.as_deref())
+    }
+
+    /// Where its files are, for upload_file and download_file: an SSH host's, or this machine's
+    /// for a local session; a serial line has none.
+    pub fn files(&self) -> Option<Arc<transports::files::Access>> {
+        match (self.remote_files.get(), self.kind) {
+            (Some(access), _) => Some(access.clone()),
+            (None, "local") => Some(Arc::new(transports::files::Access::Local)),
+            _ => None,
+        }
     }
 
     /// Lets it go: a persistent session is detached (its program goes on in ai-tmux), any other
@@ -268,6 +280,7 @@ impl SessionManager {
             line: Mutex::default(),
             alias: Mutex::new(None),
             owner: caller.operator.clone(),
+            remote_files: std::sync::OnceLock::new(),
         });
         sessions.insert(id, entry.clone());
         Ok(entry)

@@ -312,3 +312,48 @@ pub struct CheckPolicyParams {
     pub session_id: String,
     pub input: String,
 }
+
+/// Parameters of `upload_file`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct UploadParams {
+    pub session_id: String,
+    /// Absolute, ~/..., or relative to the shell's cwd.
+    pub remote_path: String,
+    /// A file here to send.
+    pub local_path: Option<String>,
+    /// Or the bytes (up to 1 MiB).
+    pub content: Option<String>,
+    /// text or base64.
+    pub encoding: Option<String>,
+    /// Octal digits, e.g. 644 (default: kept).
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub mode: Option<i64>,
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub overwrite: Option<bool>,
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub create_parents: Option<bool>,
+    /// Seconds (default 600).
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub timeout: Option<i64>,
+}
+
+/// Parameters of `download_file`; those it shares with `upload_file` are described there.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct DownloadParams {
+    pub session_id: String,
+    pub remote_path: String,
+    /// Save here; else the reply holds it.
+    pub local_path: Option<String>,
+    /// Reply cap (default 65536; head and tail).
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub max_bytes: Option<i64>,
+    pub encoding: Option<String>,
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub mode: Option<i64>,
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub overwrite: Option<bool>,
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    pub create_parents: Option<bool>,
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub timeout: Option<i64>,
+}

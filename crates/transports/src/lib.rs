@@ -9,5 +9,6 @@
 //! assert!(transports::serial::validate(Path::new("/dev/../etc/hostname")).is_err());
 //! ```
 
+pub mod files;
 pub mod serial;
 pub mod ssh;

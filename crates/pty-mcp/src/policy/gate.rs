@@ -98,6 +98,37 @@ impl Gate {
         client: Option<&Peer<RoleServer>>,
     ) -> Result<(), ToolError> {
         let decision = Gate::decide(rules, place, text, uncertain);
+        self.act(rules, place, decision, text, "nothing was typed", client).await
+    }
+
+    /// Lets a file transfer of `path` go `direction` (`upload`, `download`) at `place`, or says
+    /// why not (nothing is transferred then).
+    ///
+    /// # Errors
+    /// As [`Gate::pass`].
+    pub async fn pass_transfer(
+        &self,
+        rules: &Rules,
+        place: &Place<'_>,
+        direction: &str,
+        path: &str,
+        client: Option<&Peer<RoleServer>>,
+    ) -> Result<(), ToolError> {
+        let decision = rules.check_path(&place.names, direction, path);
+        let what = decision.segment.clone();
+        self.act(rules, place, decision, &what, "nothing was transferred", client).await
+    }
+
+    /// Acts on `decision` about `what`: goes on, refuses (saying `nothing` happened), or asks.
+    async fn act(
+        &self,
+        rules: &Rules,
+        place: &Place<'_>,
+        decision: Decision,
+        what: &str,
+        nothing: &str,
+        client: Option<&Peer<RoleServer>>,
+    ) -> Result<(), ToolError> {
         let why = decision.reason.clone().unwrap_or_else(|| "the policy's default".into());
         match decision.action {
             Action::Allow => {
@@ -110,20 +141,16 @@ impl Gate {
                 self.record(place, &decision, "denied", None).await?;
                 Err(ToolError::new(
                     Code::PolicyDenied,
-                    format!(
-                        "the policy denies {:?} ({}: {why}); nothing was typed",
-                        decision.segment,
-                        rule_name(&decision)
-                    ),
+                    format!("the policy denies {:?} ({}: {why}); {nothing}", decision.segment, rule_name(&decision)),
                 ))
             }
             Action::Ask => {
-                if self.policy.remembered(place.session_id, text) {
+                if self.policy.remembered(place.session_id, what) {
                     return self.record(place, &decision, "approved", Some("remembered")).await;
                 }
                 // Shown by the name rules use: `local`, or `user@host:port`.
                 let target = place.names.first().map_or(place.target, String::as_str);
-                let question = Question { target, command: text, reason: &why };
+                let question = Question { target, command: what, reason: &why };
                 let answer = match rules.approval {
                     Approval::Operator => self.operator.approve(&question, rules.approval_timeout).await,
                     Approval::Client => ask_client(client, &question, rules.approval_timeout).await,
@@ -131,14 +158,14 @@ impl Gate {
                 match answer {
                     Ok(by) => {
                         self.record(place, &decision, "approved", Some(by)).await?;
-                        self.policy.remember(place.session_id, text, rules);
+                        self.policy.remember(place.session_id, what, rules);
                         Ok(())
                     }
                     Err(PromptError::Cancelled(by)) => {
                         self.record(place, &decision, "refused", Some(by)).await?;
                         Err(ToolError::new(
                             Code::ApprovalDenied,
-                            format!("the operator refused {:?} ({why}); nothing was typed", decision.segment),
+                            format!("the operator refused {:?} ({why}); {nothing}", decision.segment),
                         ))
                     }
                     Err(PromptError::TimedOut(by)) => {
@@ -146,7 +173,7 @@ impl Gate {
                         Err(ToolError::new(
                             Code::ApprovalTimeout,
                             format!(
-                                "nobody approved {:?} ({why}) within {} s; nothing was typed",
+                                "nobody approved {:?} ({why}) within {} s; {nothing}",
                                 decision.segment,
                                 rules.approval_timeout.as_secs()
                             ),
@@ -158,7 +185,7 @@ impl Gate {
                             Code::ApprovalDenied,
                             format!(
                                 "{:?} needs the operator's approval ({why}), and there is no way to ask here ({how}); \
-                                 set PTY_MCP_APPROVE; nothing was typed",
+                                 set PTY_MCP_APPROVE; {nothing}",
                                 decision.segment
                             ),
                         ))

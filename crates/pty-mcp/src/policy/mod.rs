@@ -190,6 +190,19 @@ impl Policy {
 }
 
 impl Rules {
+    /// What the rules say about moving `path` (absolute) `direction` (`upload`, `download`) on a
+    /// session known as `targets`: the first `[[path]]` rule that matches, else the default.
+    pub fn check_path(&self, targets: &[String], direction: &str, path: &str) -> Decision {
+        let rule = self.paths.iter().find(|r| r.matches(direction, path, targets));
+        Decision {
+            action: rule.map_or(self.default, |r| r.action),
+            rule: rule.map(|r| r.name.clone()),
+            reason: rule.and_then(|r| r.reason.clone()),
+            segment: format!("{direction} {path}"),
+            unparsed: false,
+        }
+    }
+
     /// What the rules say about typing `text` into a session known as `targets`, at a shell's
     /// prompt or not. The strictest command decides.
     pub fn check(&self, targets: &[String], at_shell: bool, text: &str) -> Decision {

@@ -12,7 +12,14 @@
 //! targets = ["prod*", "local"]   # globs on the session's target (optional: every target)
 //! programs = ["shell"]           # only at a shell's prompt (optional, default ["*"]: wherever typed)
 //! reason = "never wipe a root"
+//! [[path]]                       # file transfers (upload_file, download_file)
+//! action = "deny"
+//! paths = ["/etc/*"]             # globs on the absolute path (* crosses /)
+//! direction = "upload"           # upload | download | any (the default)
+//! targets = ["prod*"]
+//! reason = "configuration goes through the change process"
 //! ```
+//! A transfer no `[[path]]` rule matches gets `default`.
 
 use std::time::Duration;
 
@@ -64,6 +71,18 @@ struct File {
     remember_approval: u64,
     #[serde(default, rename = "rule")]
     rules: Vec<RuleFile>,
+    #[serde(default, rename = "path")]
+    paths: Vec<PathRuleFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PathRuleFile {
+    action: Action,
+    paths: Vec<String>,
+    direction: Option<String>,
+    targets: Option<Vec<String>>,
+    reason: Option<String>,
 }
 
 fn allow() -> Action {
@@ -111,11 +130,36 @@ impl Rule {
     }
 }
 
+/// One compiled `[[path]]` rule.
+#[derive(Debug)]
+pub struct PathRule {
+    pub action: Action,
+    /// Globs on the absolute path, as regexes.
+    paths: Vec<Regex>,
+    /// `upload`, `download`, or None for both.
+    direction: Option<&'static str>,
+    targets: Vec<Regex>,
+    pub reason: Option<String>,
+    /// `path 1`, `preset read-only`.
+    pub name: String,
+}
+
+impl PathRule {
+    /// Whether the rule applies to moving `path` that way on a session known as `targets`.
+    pub fn matches(&self, direction: &str, path: &str, targets: &[String]) -> bool {
+        self.direction.is_none_or(|d| d == direction)
+            && (self.targets.is_empty() || self.targets.iter().any(|g| targets.iter().any(|t| g.is_match(t))))
+            && self.paths.iter().any(|g| g.is_match(path))
+    }
+}
+
 /// A compiled policy.
 #[derive(Debug)]
 pub struct Rules {
     pub default: Action,
     pub rules: Vec<Rule>,
+    /// Rules for file transfers, tried in order.
+    pub paths: Vec<PathRule>,
     pub approval: Approval,
     pub approval_timeout: Duration,
     pub remember_approval: Duration,
@@ -155,9 +199,36 @@ pub fn parse(text: &str) -> Result<Rules, String> {
             rules.push(Rule { action: *action, pattern, targets: Vec::new(), shell_only: false, reason, name });
         }
     }
+    let mut paths = Vec::new();
+    for (i, r) in file.paths.into_iter().enumerate() {
+        let name = format!("path {}", i + 1);
+        let direction = match r.direction.as_deref() {
+            None | Some("any") => None,
+            Some("upload") => Some("upload"),
+            Some("download") => Some("download"),
+            Some(other) => return Err(format!("{name}: direction {other:?}: use upload, download or any")),
+        };
+        if r.paths.is_empty() {
+            return Err(format!("{name}: paths is empty"));
+        }
+        let targets = r.targets.unwrap_or_default().iter().map(|g| glob(g)).collect();
+        let globs = r.paths.iter().map(|g| glob(g)).collect();
+        paths.push(PathRule { action: r.action, paths: globs, direction, targets, reason: r.reason, name });
+    }
+    if file.include.iter().any(|p| p == "read-only") {
+        paths.push(PathRule {
+            action: Action::Deny,
+            paths: vec![glob("*")],
+            direction: Some("upload"),
+            targets: Vec::new(),
+            reason: Some("read-only: an upload writes a file".into()),
+            name: "preset read-only".into(),
+        });
+    }
     Ok(Rules {
         default: file.default,
         rules,
+        paths,
         approval: file.approval,
         approval_timeout: Duration::from_secs(file.approval_timeout.clamp(1, 3600)),
         remember_approval: Duration::from_secs(file.remember_approval.min(86_400)),
@@ -349,6 +420,38 @@ mod tests {
         let targets = ["local".to_string()];
         assert!(rules.rules[0].matches("exit", &targets, true));
         assert!(!rules.rules[0].matches("exit", &targets, false));
+    }
+
+    #[test]
+    fn path_rules_govern_transfers_first_match_else_the_default() {
+        let rules = parse(
+            r#"
+            default = "ask"
+            [[path]]
+            action = "deny"
+            paths = ["/etc/*"]
+            direction = "upload"
+            targets = ["prod*"]
+            reason = "change process"
+            [[path]]
+            action = "allow"
+            paths = ["/etc/*", "/var/log/*"]
+            "#,
+        )
+        .unwrap();
+        let check = |target: &str, direction: &str, path: &str| {
+            let d = rules.check_path(&[target.to_string()], direction, path);
+            (d.action, d.rule)
+        };
+        assert_eq!(check("prod-web1", "upload", "/etc/nginx/nginx.conf"), (Action::Deny, Some("path 1".into())));
+        assert_eq!(check("prod-web1", "download", "/etc/nginx/nginx.conf"), (Action::Allow, Some("path 2".into())));
+        assert_eq!(check("dev1", "upload", "/etc/hosts"), (Action::Allow, Some("path 2".into())));
+        assert_eq!(check("dev1", "upload", "/home/me/x"), (Action::Ask, None));
+        let read_only = parse(r#"include = ["read-only"]"#).unwrap();
+        let d = read_only.check_path(&["sw".into()], "upload", "/tmp/x");
+        assert_eq!((d.action, d.rule.as_deref()), (Action::Deny, Some("preset read-only")));
+        assert!(parse("[[path]]\naction = \"deny\"\npaths = []").unwrap_err().contains("path 1"));
+        assert!(parse("[[path]]\naction = \"deny\"\npaths = [\"/x\"]\ndirection = \"up\"").unwrap_err().contains("up"));
     }
 
     #[test]

@@ -48,6 +48,7 @@ was seen waiting for input after settle_ms of quiet. is_complete:false means it 
 (completion \"timeout\"), or went quiet where nothing shows whether it waits (\"quiet\"): read on with \
 read_output.
 - Cursors are absolute byte offsets: reads never lose or repeat output; read_output since_cursor re-reads.
+- Files: upload_file and download_file move them over the session's own connection (SFTP for SSH), not here-docs or base64 pastes.
 - state: at_prompt, password_prompt (use send_secret; you never see secrets), confirmation, pager, \
 full_screen (read_output screen:true), running, exited, disconnected.
 - Full reference: docs/tools.md in the pty-mcp repository.";
@@ -139,6 +140,38 @@ impl PtyMcp {
         self.gate.pass(&rules, &place, command, false, Some(&ctx.peer)).await
     }
 
+    /// Runs a planned file transfer: the policy on its path, the audit record before (strict
+    /// mode refuses what cannot be recorded) and after (size and digest, or the error).
+    async fn transfer(
+        &self,
+        plan: tools::files::Plan,
+        meter: &tools::files::Meter,
+        stop: tokio_util::sync::CancellationToken,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<tools::files::Outcome, ToolError> {
+        if let Some(rules) = self.gate.policy.rules() {
+            let place = self.place(&plan.entry);
+            self.gate.pass_transfer(&rules, &place, plan.direction.as_str(), &plan.path, Some(&ctx.peer)).await?;
+        }
+        let mut details = tools::files::describe(&plan);
+        self.audit.before_event(&self.sessions(), &plan.entry.id, "file_transfer", details.clone()).await?;
+        let (entry, what) = (plan.entry.clone(), format!("{} of {}", plan.direction.as_str(), plan.path));
+        let outcome = tools::files::run(plan, meter, stop).await;
+        match &outcome {
+            Ok(done) => {
+                let (size, sha256) = done.digest();
+                tracing::debug!("{what} on {}: {size} bytes", entry.target);
+                (details["size"], details["sha256"], details["outcome"]) = (json!(size), json!(sha256), json!("done"));
+            }
+            Err(e) => {
+                tracing::info!("{what} on {} stopped: {}", entry.target, e.message);
+                (details["outcome"], details["error"]) = (json!("failed"), json!(e.message));
+            }
+        }
+        self.audit.after_event(&entry, "file_transferred", details);
+        outcome
+    }
+
     /// A session as get_session_state and list_sessions describe it, with its policy.
     fn describe(&self, entry: &crate::manager::Entry, as_list: bool) -> Value {
         let mut info = json!(tools::session_info(entry, as_list));
@@ -219,11 +252,41 @@ fn add_warning(result: &mut CallToolResult, warning: String) {
     result.content = vec![ContentBlock::text(Value::Object(fields.clone()).to_string())];
 }
 
+/// What a long call reports as progress.
+enum Progress {
+    /// A wait: seconds so far, out of the wait's length when known.
+    Wait(Option<Duration>),
+    /// A transfer: bytes so far, out of its size.
+    Bytes(Arc<tools::files::Meter>),
+}
+
+impl Progress {
+    fn param(&self, token: rmcp::model::ProgressToken, elapsed: f64) -> ProgressNotificationParam {
+        match self {
+            Progress::Wait(total) => {
+                let param = ProgressNotificationParam::new(token, elapsed)
+                    .with_message(format!("waiting for output, {elapsed:.0}s so far"));
+                match total {
+                    Some(total) => param.with_total(total.as_secs_f64()),
+                    None => param,
+                }
+            }
+            Progress::Bytes(meter) => {
+                use std::sync::atomic::Ordering::Relaxed;
+                let (done, total) = (meter.done.load(Relaxed), meter.total.load(Relaxed));
+                ProgressNotificationParam::new(token, done as f64)
+                    .with_total(total as f64)
+                    .with_message(format!("{done} of {total} bytes, {elapsed:.0}s so far"))
+            }
+        }
+    }
+}
+
 /// Runs a tool body: stops at `notifications/cancelled`, and sends progress every few seconds
 /// while it runs when the client gave a progress token.
 async fn run<T: Serialize>(
     ctx: RequestContext<RoleServer>,
-    total: Option<Duration>,
+    progress: Progress,
     body: impl Future<Output = Result<T, ToolError>>,
 ) -> CallToolResult {
     let token = ctx.meta.get_progress_token();
@@ -238,16 +301,21 @@ async fn run<T: Serialize>(
                 return to_result::<Value>(Err(ToolError::new(Code::InternalError, "cancelled by the client")));
             }
             _ = ticker.tick(), if token.is_some() => {
-                let elapsed = started.elapsed().as_secs_f64();
-                let mut param = ProgressNotificationParam::new(token.clone().expect("checked"), elapsed)
-                    .with_message(format!("waiting for output, {elapsed:.0}s so far"));
-                if let Some(total) = total {
-                    param = param.with_total(total.as_secs_f64());
-                }
+                let param = progress.param(token.clone().expect("checked"), started.elapsed().as_secs_f64());
                 let _ = ctx.peer.notify_progress(param).await;
             }
         }
     }
+}
+
+/// A transfer stops itself when cancelled, so that it removes its temporary file before the
+/// call ends: the body gets the client's cancellation, the wrapper one that never fires.
+fn own_cancellation(
+    ctx: &RequestContext<RoleServer>,
+) -> (RequestContext<RoleServer>, tokio_util::sync::CancellationToken) {
+    let mut outer = ctx.clone();
+    outer.ct = tokio_util::sync::CancellationToken::new();
+    (outer, ctx.ct.clone())
 }
 
 /// The length of a wait as the tool will clamp it, for the progress total.
@@ -272,7 +340,7 @@ impl PtyMcp {
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let target = p.command.clone().unwrap_or_else(|| "/bin/bash".into());
-        run(ctx.clone(), None, async {
+        run(ctx.clone(), Progress::Wait(None), async {
             let line = std::iter::once(target.clone()).chain(p.args.iter().flatten().cloned()).collect::<Vec<_>>();
             self.check_command("local", "local", Some(&line.join(" ")), &ctx).await?;
             self.audit.before_create("local", &target).await?;
@@ -293,7 +361,7 @@ impl PtyMcp {
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let total = p.wait_for.as_ref().map(|_| secs(p.wait_for_timeout, tools::DEFAULT_WAIT_FOR_SECS));
-        run(ctx.clone(), total, async {
+        run(ctx.clone(), Progress::Wait(total), async {
             let enter = if p.raw.unwrap_or(false) { "" } else { "\r" };
             self.check_typing(&p.session_id, format!("{}{enter}", p.input).as_bytes(), &ctx).await?;
             let cmd =
@@ -315,7 +383,7 @@ impl PtyMcp {
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let total = Some(secs(p.timeout, tools::DEFAULT_READ_SECS));
-        run(ctx, total, tools::read_output(&self.sessions(), p)).await
+        run(ctx, Progress::Wait(total), tools::read_output(&self.sessions(), p)).await
     }
 
     #[tool(
@@ -327,7 +395,7 @@ impl PtyMcp {
         Parameters(p): Parameters<SendControlParams>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        run(ctx.clone(), None, async {
+        run(ctx.clone(), Progress::Wait(None), async {
             if let Ok(entry) = self.sessions().get(&p.session_id) {
                 let app_cursor = entry.session.modes().app_cursor;
                 let bytes: Vec<u8> = tools::parse_keys(&p.key)?.iter().flat_map(|k| k.bytes(app_cursor)).collect();
@@ -355,7 +423,7 @@ impl PtyMcp {
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let target = p.ssh.host.clone().unwrap_or_default();
-        run(ctx.clone(), None, async {
+        run(ctx.clone(), Progress::Wait(None), async {
             self.check_command("ssh", &target, p.command.as_deref(), &ctx).await?;
             self.audit.before_create("ssh", &target).await?;
             let created = ssh::create_ssh_session(&self.sessions(), &self.operator, self.settings, p).await?;
@@ -383,7 +451,7 @@ impl PtyMcp {
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let target = p.device.clone().unwrap_or_default();
-        run(ctx, None, async {
+        run(ctx, Progress::Wait(None), async {
             self.audit.before_create("serial", &target).await?;
             let created = serial::create_serial_session(&self.sessions(), self.settings, p).await?;
             self.audit_created(&created);
@@ -401,7 +469,7 @@ impl PtyMcp {
         Parameters(p): Parameters<SendBreakParams>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        run(ctx, None, async {
+        run(ctx, Progress::Wait(None), async {
             self.audit
                 .before_event(&self.sessions(), &p.session_id, "send_break", json!({"duration_ms": p.duration_ms}))
                 .await?;
@@ -427,7 +495,7 @@ impl PtyMcp {
         Parameters(p): Parameters<SendSecretParams>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        run(ctx, None, async {
+        run(ctx, Progress::Wait(None), async {
             // That a secret is sent, and nothing of it.
             self.audit.before_event(&self.sessions(), &p.session_id, "send_secret", json!({})).await?;
             secrets::send_secret(&self.sessions(), &self.operator, p).await
@@ -449,7 +517,7 @@ impl PtyMcp {
         Parameters(p): Parameters<PrepareSecretParams>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        run(ctx, None, async {
+        run(ctx, Progress::Wait(None), async {
             self.audit.before_event(&self.sessions(), &p.session_id, "prepare_secret", json!({})).await?;
             secrets::prepare_secret(&self.sessions(), &self.operator, p).await
         })
@@ -538,12 +606,48 @@ impl PtyMcp {
         Parameters(p): Parameters<ListRemoteParams>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        run(ctx, None, async {
+        run(ctx, Progress::Wait(None), async {
             let dial = match p.ssh.host.as_deref().filter(|h| !h.trim().is_empty()) {
                 None => persistent::local_dial()?,
-                Some(_) => persistent::ssh_dial(Arc::new(ssh::options(&self.operator, p.ssh).await?)),
+                Some(_) => persistent::ssh_dial(Arc::new(ssh::options(&self.operator, p.ssh).await?), None),
             };
             persistent::list(&dial, p.status.as_deref(), &self.caller).await
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Write a file on the session's host (SFTP on its SSH connection; local: here), safely.",
+        annotations(title = "Upload file", read_only_hint = false, destructive_hint = true, open_world_hint = true)
+    )]
+    async fn upload_file(
+        &self,
+        Parameters(p): Parameters<UploadParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let meter = Arc::new(tools::files::Meter::default());
+        let (outer, stop) = own_cancellation(&ctx);
+        run(outer, Progress::Bytes(meter.clone()), async {
+            let plan = tools::files::plan_upload(&self.sessions(), &self.settings.files, p).await?;
+            self.transfer(plan, &meter, stop, &ctx).await
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Read a file from the session's host into the reply, or to local_path.",
+        annotations(title = "Download file", read_only_hint = false, destructive_hint = false, open_world_hint = true)
+    )]
+    async fn download_file(
+        &self,
+        Parameters(p): Parameters<DownloadParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let meter = Arc::new(tools::files::Meter::default());
+        let (outer, stop) = own_cancellation(&ctx);
+        run(outer, Progress::Bytes(meter.clone()), async {
+            let plan = tools::files::plan_download(&self.sessions(), &self.settings.files, p).await?;
+            self.transfer(plan, &meter, stop, &ctx).await
         })
         .await
     }

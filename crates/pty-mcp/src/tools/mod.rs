@@ -2,10 +2,12 @@
 //! server (`server/`) turns these results and errors into tool results.
 //!
 //! One file per tool family: [`local`] (local sessions), [`ssh`], [`serial`], [`persistent`]
-//! (sessions in ai-tmux), [`io`] (typing, reading, keys, resizing), [`secrets`], [`state`]
+//! (sessions in ai-tmux), [`io`] (typing, reading, keys, resizing), [`secrets`], [`files`]
+//! (upload and download), [`state`]
 //! (a session's state, closing). This file holds what they share: settings, clamping and
 //! patterns, and the shapes of replies.
 
+pub mod files;
 mod io;
 mod local;
 pub mod persistent;
@@ -53,6 +55,8 @@ const BANNER_WAIT: Duration = Duration::from_secs(2);
 pub struct Settings {
     /// Transcript bytes per session.
     pub buffer_size: usize,
+    /// File transfers.
+    pub files: files::FileSettings,
 }
 
 /// Collects notes about clamped or reinterpreted parameters for the reply.

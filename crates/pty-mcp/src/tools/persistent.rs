@@ -18,6 +18,7 @@ use engine::{Offset, Session, SessionConfig};
 use serde_json::json;
 use tokio::io::AsyncBufReadExt;
 use tokio::time::Instant;
+use transports::files::LinkSlot;
 use transports::ssh::{self, SshOptions};
 
 use crate::error::{Code, ToolError};
@@ -105,12 +106,16 @@ pub fn local_dial() -> Result<Dial, ToolError> {
     Ok(mirror::local_dial(ai_tmux::paths::default_socket(), Some(local_binary()?)))
 }
 
-/// Dials the daemon on the SSH host: a new connection each time, running `ai-tmux client`.
-pub fn ssh_dial(opts: Arc<SshOptions>) -> Dial {
+/// Dials the daemon on the SSH host: a new connection each time, running `ai-tmux client`. The
+/// connection in use is kept in `current`, when given, for file transfers.
+pub fn ssh_dial(opts: Arc<SshOptions>, current: Option<LinkSlot>) -> Dial {
     Arc::new(move || {
-        let opts = opts.clone();
+        let (opts, current) = (opts.clone(), current.clone());
         Box::pin(async move {
             let connected = ssh::connect(&opts).await.map_err(std::io::Error::other)?;
+            if let Some(slot) = current {
+                *slot.lock().unwrap_or_else(|e| e.into_inner()) = connected.link().downgrade();
+            }
             let target = connected.target.clone();
             let stream = connected.into_stream(REMOTE_CLIENT).await.map_err(std::io::Error::other)?;
             let (r, w) = tokio::io::split(stream);

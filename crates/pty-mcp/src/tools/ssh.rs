@@ -6,6 +6,7 @@ use std::time::Duration;
 use engine::secret::Secret;
 use engine::{Offset, Session, SessionConfig, Settle, Settled};
 use tokio::time::Instant;
+use transports::files::{Access, LinkSlot};
 use transports::ssh::{self, Asker, HostKeyPolicy, SshError, SshOptions};
 
 use crate::error::{Code, ToolError};
@@ -58,6 +59,7 @@ pub fn ssh_error(e: &SshError) -> ToolError {
         SshError::Auth(_) => (Code::SshAuthFailed, false),
         SshError::HostKeyUnknown(_) => (Code::SshHostKeyUnknown, false),
         SshError::HostKeyChanged(_) => (Code::SshHostKeyChanged, false),
+        SshError::Unsupported(_) => (Code::NotSupported, false),
         SshError::Other(_) => (Code::SshConnectFailed, false),
     };
     ToolError { code, message: e.to_string(), retryable }
@@ -153,9 +155,14 @@ pub async fn create_ssh_session(
             Some(id) => persistent::Target::Reattach(id.trim().to_string()),
             None => persistent::Target::Create { command, rows, cols, shell_integration },
         };
-        let dial = persistent::ssh_dial(Arc::new(opts));
+        // File transfers go over the connection the mirror holds at the time.
+        let (options, current) = (Arc::new(opts), LinkSlot::default());
+        let dial = persistent::ssh_dial(options.clone(), Some(current.clone()));
         let recorder = open_log(p.log, rows, cols)?;
-        let created = persistent::open(manager, settings, dial, "remote", target, what, recorder).await?;
+        let created = persistent::open(manager, settings, dial, "remote", target.clone(), what, recorder).await?;
+        if let Ok(entry) = manager.get(&created.session_id) {
+            let _ = entry.remote_files.set(Arc::new(Access::Persistent { current, options, target }));
+        }
         return Ok(Created { warnings: [warnings, created.warnings.clone()].concat(), ..created });
     }
     let recorder = open_log(p.log, rows, cols)?;
@@ -167,6 +174,7 @@ pub async fn create_ssh_session(
     let target = opened.target.clone();
     let entry =
         manager.create("ssh", target.clone(), b"\r", || Ok(Session::start(opened.connection, config, recorder)))?;
+    let _ = entry.remote_files.set(Arc::new(Access::Ssh { link: opened.link, target: target.clone() }));
     let session = &entry.session;
     // Any program: its banner and prompt, or 300 ms of quiet. Bash: its prompt, through quiet
     // startup files (a prompt not recognised as one costs the 2 s of quiet).

@@ -550,7 +550,7 @@ async fn the_official_python_sdk_runs_a_session_and_a_90_second_wait_with_progre
     let mut cmd = tokio::process::Command::new(python);
     cmd.arg(client_script("python_http.py")).args([&http.url, ALICE, &wait.to_string()]);
     let seen = run_client(cmd, STEP + std::time::Duration::from_secs(wait * 2)).await;
-    assert_eq!(seen["tools"], 17, "{seen}");
+    assert_eq!(seen["tools"], 19, "{seen}");
     assert_eq!(seen["echo"], json!({"output": "py-42\n", "exit_code": 1, "completion": "shell"}), "{seen}");
     let waited = &seen["wait"];
     assert_eq!(waited["matched"], "done-waiting", "{seen}");
@@ -567,7 +567,7 @@ async fn the_official_typescript_sdk_runs_a_session() {
     let mut cmd = tokio::process::Command::new("node");
     cmd.arg(client_script("ts_http.mjs")).args([&http.url, BOB]).env("SDK_PREFIX", &prefix);
     let seen = run_client(cmd, STEP).await;
-    assert_eq!(seen, json!({"tools": 17, "echo": {"output": "ts-42\n", "exit_code": 1, "completion": "shell"}}));
+    assert_eq!(seen, json!({"tools": 19, "echo": {"output": "ts-42\n", "exit_code": 1, "completion": "shell"}}));
 }
 
 #[tokio::test]

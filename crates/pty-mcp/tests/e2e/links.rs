@@ -81,16 +81,19 @@ impl Drop for Netns {
 
 /// What the relay does with bytes.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Mode {
+pub enum Mode {
     /// Forwards each chunk after this delay.
     Pass(Duration),
     /// Forwards nothing, reads nothing, keeps every connection open.
     Stall,
+    /// Forwards, and cuts every connection once one direction of one has carried this many
+    /// bytes while in this mode.
+    CutAfter(u64),
 }
 
 /// A TCP relay on 127.0.0.1 in front of `upstream`.
-struct Relay {
-    port: u16,
+pub struct Relay {
+    pub port: u16,
     mode: watch::Sender<Mode>,
     /// Bumped to cut every open connection.
     cuts: watch::Sender<u32>,
@@ -98,7 +101,7 @@ struct Relay {
 }
 
 impl Relay {
-    async fn start(upstream: String) -> Relay {
+    pub async fn start(upstream: String) -> Relay {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (mode, _) = watch::channel(Mode::Pass(Duration::ZERO));
@@ -115,7 +118,7 @@ impl Relay {
                     let (cr, cw) = client.into_split();
                     let (sr, sw) = server.into_split();
                     for (from, to) in [(Box::new(cr) as Box<_>, Box::new(sw) as Box<_>), (Box::new(sr), Box::new(cw))] {
-                        tokio::spawn(pump(from, to, mode.subscribe(), cuts.subscribe()));
+                        tokio::spawn(pump(from, to, mode.subscribe(), cuts.clone()));
                     }
                 }
             }
@@ -123,7 +126,7 @@ impl Relay {
         Relay { port, mode, cuts, task }
     }
 
-    fn set(&self, mode: Mode) {
+    pub fn set(&self, mode: Mode) {
         self.mode.send_replace(mode);
     }
 
@@ -142,8 +145,11 @@ impl Drop for Relay {
 type Reader = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
 type Writer = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
 
-async fn pump(mut from: Reader, mut to: Writer, mut mode: watch::Receiver<Mode>, mut cuts: watch::Receiver<u32>) {
+async fn pump(mut from: Reader, mut to: Writer, mut mode: watch::Receiver<Mode>, cut_all: watch::Sender<u32>) {
     let mut buf = vec![0u8; 16 << 10];
+    let mut cuts = cut_all.subscribe();
+    // Bytes carried in `CutAfter` mode.
+    let mut carried = 0u64;
     loop {
         // Stalled: read nothing (the sender's window fills) until told otherwise or cut.
         let n = tokio::select! {
@@ -157,6 +163,14 @@ async fn pump(mut from: Reader, mut to: Writer, mut mode: watch::Receiver<Mode>,
         let delay = tokio::select! {
             m = mode.wait_for(|m| *m != Mode::Stall) => match m.map(|m| *m) {
                 Ok(Mode::Pass(delay)) => delay,
+                Ok(Mode::CutAfter(limit)) => {
+                    carried += n as u64;
+                    if carried > limit {
+                        cut_all.send_modify(|n| *n += 1);
+                        return;
+                    }
+                    Duration::ZERO
+                }
                 _ => return,
             },
             _ = cuts.changed() => return,

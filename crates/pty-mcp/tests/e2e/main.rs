@@ -6,6 +6,7 @@ mod audit;
 mod bad_input;
 #[cfg(target_os = "linux")]
 mod faults;
+mod files;
 mod fullscreen;
 mod harness;
 mod http;

@@ -10,12 +10,12 @@ use serde_json::{Value, json};
 use crate::harness::{Server, output};
 
 /// A policy file, an approver script and a marker path in a directory of their own.
-struct Setup {
-    dir: tempfile::TempDir,
+pub struct Setup {
+    pub dir: tempfile::TempDir,
 }
 
 impl Setup {
-    fn new(policy: &str) -> Setup {
+    pub fn new(policy: &str) -> Setup {
         let setup = Setup { dir: tempfile::tempdir().unwrap() };
         setup.write_policy(policy);
         // The approver: logs what it was shown, then does what the file `answer` says.
@@ -30,7 +30,7 @@ impl Setup {
         setup
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
@@ -40,7 +40,7 @@ impl Setup {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
 
-    fn answer(&self, answer: &str) {
+    pub fn answer(&self, answer: &str) {
         std::fs::write(self.path("answer"), answer).unwrap();
     }
 
@@ -49,7 +49,7 @@ impl Setup {
         self.path("marker")
     }
 
-    fn env(&self) -> Vec<(String, String)> {
+    pub fn env(&self) -> Vec<(String, String)> {
         vec![
             ("PTY_MCP_POLICY".into(), self.path("policy.toml").display().to_string()),
             ("PTY_MCP_APPROVE".into(), self.path("approve.sh").display().to_string()),

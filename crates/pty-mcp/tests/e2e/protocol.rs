@@ -34,8 +34,9 @@ async fn tools_are_listed_with_schemas_and_annotations() {
 }
 
 /// What a client puts into the model's context for the tools (name, description and input
-/// schema of each, as JSON): the budget it must stay within.
-pub const TOOLS_BUDGET: usize = 10_000;
+/// schema of each, as JSON): the budget it must stay within. 17 tools fitted in 10,000; the two
+/// file tools cost 1,340 more (about 340 tokens).
+pub const TOOLS_BUDGET: usize = 11_500;
 
 pub fn model_view_size(tools: &[rmcp::model::Tool]) -> usize {
     tools

@@ -370,11 +370,14 @@ async fn an_rsa_key_and_the_agent_are_used() {
 }
 
 /// A throwaway local user with a password (the test runs as root, like CI); removed on drop.
-struct TestUser(String);
+pub struct TestUser(pub String);
 
 impl TestUser {
-    fn create(password: &str) -> TestUser {
-        let name = format!("ptymcp{}", std::process::id());
+    pub fn create(password: &str) -> TestUser {
+        // Unique among the tests running at once in this process.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("ptymcp{}x{n}", std::process::id());
         let ok = std::process::Command::new("useradd")
             .args(["-M", "-N", "-s", "/bin/bash", "-d", "/tmp", &name])
             .status()

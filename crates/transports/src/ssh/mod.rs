@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod known_hosts;
+pub mod sftp;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -83,6 +84,8 @@ pub enum SshError {
     HostKeyUnknown(String),
     /// The host's key differs from the recorded one.
     HostKeyChanged(String),
+    /// The server does not offer what was asked (a subsystem).
+    Unsupported(String),
     /// Anything else (channel refused…).
     Other(String),
 }
@@ -94,6 +97,7 @@ impl std::fmt::Display for SshError {
             | SshError::Auth(m)
             | SshError::HostKeyUnknown(m)
             | SshError::HostKeyChanged(m)
+            | SshError::Unsupported(m)
             | SshError::Other(m) => f.write_str(m),
         }
     }
@@ -226,13 +230,49 @@ pub struct Opened {
     pub warnings: Vec<String>,
     /// A line to type at the first prompt to integrate the remote shell, when it is bash.
     pub bootstrap: Option<String>,
+    /// The connection, for file transfers.
+    pub link: SshLink,
+}
+
+/// An authenticated connection and the connections to its jump hosts, which stay open for as
+/// long as it does.
+struct Shared {
+    handle: Handle<Client>,
+    _jumps: Vec<Handle<Client>>,
+}
+
+/// A handle on an authenticated SSH connection, shared by the session that runs on it and the
+/// file transfers that go over it (more channels on the same connection: no new login).
+#[derive(Clone)]
+pub struct SshLink(Arc<Shared>);
+
+impl SshLink {
+    /// Whether the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.0.handle.is_closed()
+    }
+
+    /// A handle that does not keep the connection open.
+    pub fn downgrade(&self) -> WeakSshLink {
+        WeakSshLink(Arc::downgrade(&self.0))
+    }
+}
+
+/// An [`SshLink`] that does not keep its connection open (a persistent session's current link,
+/// owned by its mirror).
+#[derive(Clone, Default)]
+pub struct WeakSshLink(std::sync::Weak<Shared>);
+
+impl WeakSshLink {
+    /// The link, while its connection is still held and open.
+    pub fn upgrade(&self) -> Option<SshLink> {
+        self.0.upgrade().map(SshLink).filter(|l| !l.is_closed())
+    }
 }
 
 /// An authenticated SSH connection, before any channel is opened on it.
 pub struct Connected {
-    handle: Handle<Client>,
-    /// The connections to the jump hosts, kept open for as long as this one.
-    jumps: Vec<Handle<Client>>,
+    link: SshLink,
     /// `user@host:port`.
     pub target: String,
     /// Notes for the agent (e.g. host key checking was off, a host key was recorded).
@@ -273,10 +313,15 @@ pub async fn connect(opts: &SshOptions) -> Result<Connected, SshError> {
     };
     authenticate(&mut handle, host, opts.key_path.as_ref(), opts.password.as_ref(), opts.asker.as_ref()).await?;
     let target = format!("{}@{}:{}", host.user, host.hostname, host.port);
-    Ok(Connected { handle, jumps, target, warnings })
+    Ok(Connected { link: SshLink(Arc::new(Shared { handle, _jumps: jumps })), target, warnings })
 }
 
 impl Connected {
+    /// The connection, for file transfers.
+    pub fn link(&self) -> SshLink {
+        self.link.clone()
+    }
+
     /// Runs `command` on an exec channel (no PTY) with `input` on its stdin; returns its exit
     /// status and standard output, within `timeout`.
     ///
@@ -288,7 +333,7 @@ impl Connected {
         input: &[u8],
         timeout: Duration,
     ) -> Result<(Option<u32>, Vec<u8>), SshError> {
-        exec_collect(&self.handle, command, input, timeout).await
+        exec_collect(&self.link.0.handle, command, input, timeout).await
     }
 
     /// Runs `command` on an exec channel and hands over its stdin and stdout as a byte stream
@@ -298,16 +343,16 @@ impl Connected {
     /// # Errors
     /// When the server refuses the channel or the command.
     pub async fn into_stream(self, command: &str) -> Result<ExecStream, SshError> {
-        let channel = open_session(&self.handle).await?;
+        let channel = open_session(&self.link.0.handle).await?;
         channel.exec(true, command.as_bytes()).await.map_err(|e| SshError::Other(format!("exec refused: {e}")))?;
-        Ok(ExecStream { stream: channel.into_stream(), _connection: (self.handle, self.jumps) })
+        Ok(ExecStream { stream: channel.into_stream(), _connection: self.link })
     }
 }
 
 /// An exec channel's stdin and stdout, keeping its SSH connection open.
 pub struct ExecStream {
     stream: russh::ChannelStream<client::Msg>,
-    _connection: (Handle<Client>, Vec<Handle<Client>>),
+    _connection: SshLink,
 }
 
 impl tokio::io::AsyncRead for ExecStream {
@@ -349,15 +394,16 @@ impl tokio::io::AsyncWrite for ExecStream {
 /// # Errors
 /// An [`SshError`] of the class that failed; messages never contain a secret.
 pub async fn open(opts: SshOptions) -> Result<Opened, SshError> {
-    let Connected { handle, jumps: jump_handles, target, warnings } = connect(&opts).await?;
+    let Connected { link, target, warnings } = connect(&opts).await?;
+    let handle = &link.0.handle;
     // Ask for the login shell while the PTY's shell starts: the probe costs no set-up time.
     let probe = async {
         match (&opts.command, opts.shell_integration) {
-            (None, true) => login_shell(&handle).await,
+            (None, true) => login_shell(handle).await,
             _ => None,
         }
     };
-    let (login, channel) = tokio::join!(probe, open_pty(&handle, &opts));
+    let (login, channel) = tokio::join!(probe, open_pty(handle, &opts));
     let channel = channel?;
     let (bootstrap, shell_token) = match login.as_deref().and_then(|s| s.rsplit('/').next()) {
         Some("bash") => match engine::shell::new_token() {
@@ -370,15 +416,15 @@ pub async fn open(opts: SshOptions) -> Result<Opened, SshError> {
     let (session_side, pump_side) = tokio::io::duplex(64 << 10);
     let (reader, writer) = tokio::io::split(session_side);
     let (resize_tx, resize_rx) = mpsc::unbounded_channel();
-    let link = Arc::new(Link { resize: resize_tx, problem: Mutex::new(None), pump: Mutex::new(None) });
+    let control = Arc::new(Link { resize: resize_tx, problem: Mutex::new(None), pump: Mutex::new(None) });
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let pump = tokio::spawn(pump(handle, jump_handles, channel, pump_side, resize_rx, link.clone(), done_tx));
-    *link.pump.lock().unwrap_or_else(|e| e.into_inner()) = Some(pump);
+    let pump = tokio::spawn(pump(link.clone(), channel, pump_side, resize_rx, control.clone(), done_tx));
+    *control.pump.lock().unwrap_or_else(|e| e.into_inner()) = Some(pump);
     Ok(Opened {
         connection: Connection {
             reader: Box::pin(reader),
             writer: Box::pin(writer),
-            control: link,
+            control,
             exited: Box::pin(async move { done_rx.await.ok().flatten() }),
             shell_token,
             link: None,
@@ -386,6 +432,7 @@ pub async fn open(opts: SshOptions) -> Result<Opened, SshError> {
         target,
         warnings,
         bootstrap,
+        link,
     })
 }
 
@@ -688,8 +735,7 @@ impl Control for Link {
 /// Copies the channel to the session and back, forwards window changes, and records how the
 /// remote program ended (or that the link died).
 async fn pump(
-    handle: Handle<Client>,
-    _jumps: Vec<Handle<Client>>,
+    connection: SshLink,
     mut channel: russh::Channel<client::Msg>,
     mut side: tokio::io::DuplexStream,
     mut resize: mpsc::UnboundedReceiver<(u16, u16)>,
@@ -726,6 +772,7 @@ async fn pump(
             }
         }
     }
+    let handle = &connection.0.handle;
     if !closed_cleanly && handle.is_closed() {
         let reason = "the SSH connection was lost (no answer to keepalives, or the server went away)".to_string();
         let _ = side.write_all(format!("\r\n[pty-mcp: {reason}]\r\n").as_bytes()).await;
