@@ -323,6 +323,27 @@ pub struct UploadParams {
     pub local_path: Option<String>,
     /// Or the bytes (up to 1 MiB).
     pub content: Option<String>,
+    #[serde(flatten)]
+    pub options: TransferOptions,
+}
+
+/// Parameters of `download_file`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct DownloadParams {
+    pub session_id: String,
+    pub remote_path: String,
+    /// Save here; else the reply holds it.
+    pub local_path: Option<String>,
+    /// Reply cap (default 65536; head and tail).
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub max_bytes: Option<i64>,
+    #[serde(flatten)]
+    pub options: TransferOptions,
+}
+
+/// What `upload_file` and `download_file` share (described on upload_file).
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct TransferOptions {
     /// text or base64.
     pub encoding: Option<String>,
     /// Octal digits, e.g. 644 (default: kept).
@@ -333,27 +354,6 @@ pub struct UploadParams {
     #[serde(default, deserialize_with = "lenient::boolean")]
     pub create_parents: Option<bool>,
     /// Seconds (default 600).
-    #[serde(default, deserialize_with = "lenient::int")]
-    pub timeout: Option<i64>,
-}
-
-/// Parameters of `download_file`; those it shares with `upload_file` are described there.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
-pub struct DownloadParams {
-    pub session_id: String,
-    pub remote_path: String,
-    /// Save here; else the reply holds it.
-    pub local_path: Option<String>,
-    /// Reply cap (default 65536; head and tail).
-    #[serde(default, deserialize_with = "lenient::int")]
-    pub max_bytes: Option<i64>,
-    pub encoding: Option<String>,
-    #[serde(default, deserialize_with = "lenient::int")]
-    pub mode: Option<i64>,
-    #[serde(default, deserialize_with = "lenient::boolean")]
-    pub overwrite: Option<bool>,
-    #[serde(default, deserialize_with = "lenient::boolean")]
-    pub create_parents: Option<bool>,
     #[serde(default, deserialize_with = "lenient::int")]
     pub timeout: Option<i64>,
 }

@@ -200,11 +200,12 @@ fn line_ended(entry: &crate::manager::Entry, bytes: &[u8]) -> (Line, Option<Ende
 
 /// The router's tools with lean schemas. Parameters shared by several tools are described
 /// once: the session log options on create_local_session, the connection parameters on
-/// create_ssh_session.
+/// create_ssh_session, the transfer options on upload_file.
 fn lean_tools(router: &ToolRouter<PtyMcp>) -> Vec<Tool> {
     let described_elsewhere = |tool: &str, param: &str| match tool {
         "create_ssh_session" | "create_serial_session" => param.starts_with("log_"),
         "list_remote_sessions" => param != "status",
+        "download_file" => matches!(param, "encoding" | "mode" | "timeout"),
         _ => false,
     };
     let mut tools = router.list_all();

@@ -355,8 +355,9 @@ async fn writable_target(fs: &Fs, path: &str, overwrite: bool, parents: bool) ->
 /// Bad parameters, a session without files, a source or target that cannot be used.
 pub async fn plan_upload(sessions: &Sessions<'_>, settings: &FileSettings, p: UploadParams) -> Result<Plan, ToolError> {
     let entry = sessions.get_live(&p.session_id).await?;
-    let base64 = encoding(p.encoding.as_deref())?;
-    let mode = octal_mode(p.mode)?;
+    let o = &p.options;
+    let base64 = encoding(o.encoding.as_deref())?;
+    let mode = octal_mode(o.mode)?;
     let http = sessions.caller.operator.is_some();
     let (from, size, local, source_mode) = match (p.content, p.local_path.filter(|l| !l.is_empty())) {
         (Some(_), Some(_)) => return Err(ToolError::invalid("give content or local_path, not both")),
@@ -395,7 +396,7 @@ pub async fn plan_upload(sessions: &Sessions<'_>, settings: &FileSettings, p: Up
     }
     let fs = open_fs(&entry).await?;
     let path = session_path(&fs, &entry, &p.remote_path, Direction::Upload).await?;
-    let (overwrite, parents) = (p.overwrite.unwrap_or(false), p.create_parents.unwrap_or(false));
+    let (overwrite, parents) = (o.overwrite.unwrap_or(false), o.create_parents.unwrap_or(false));
     let existing = writable_target(&fs, &path, overwrite, parents).await?;
     Ok(Plan {
         entry,
@@ -406,7 +407,7 @@ pub async fn plan_upload(sessions: &Sessions<'_>, settings: &FileSettings, p: Up
         mode: mode.or(existing.map(|s| s.permissions())).unwrap_or(source_mode),
         from,
         to: Output::File { fs, path, existing, overwrite, parents },
-        deadline: timeout(p.timeout),
+        deadline: timeout(o.timeout),
         limit: settings.max_transfer,
     })
 }
@@ -421,8 +422,9 @@ pub async fn plan_download(
     p: DownloadParams,
 ) -> Result<Plan, ToolError> {
     let entry = sessions.get_live(&p.session_id).await?;
-    let base64 = encoding(p.encoding.as_deref())?;
-    let mode = octal_mode(p.mode)?;
+    let o = &p.options;
+    let base64 = encoding(o.encoding.as_deref())?;
+    let mode = octal_mode(o.mode)?;
     let http = sessions.caller.operator.is_some();
     let local = match p.local_path.filter(|l| !l.is_empty()) {
         Some(l) => Some(local_path(&l, http, settings).await?),
@@ -449,7 +451,7 @@ pub async fn plan_download(
     }
     let to = match &local {
         Some(local) => {
-            let (overwrite, parents) = (p.overwrite.unwrap_or(false), p.create_parents.unwrap_or(false));
+            let (overwrite, parents) = (o.overwrite.unwrap_or(false), o.create_parents.unwrap_or(false));
             let existing = writable_target(&Fs::Local, local, overwrite, parents).await?;
             Output::File { fs: Fs::Local, path: local.clone(), existing, overwrite, parents }
         }
@@ -482,7 +484,7 @@ pub async fn plan_download(
         mode: mode.or(existing_mode).unwrap_or(stat.permissions() & 0o777),
         from: Input::File(fs, path),
         to,
-        deadline: timeout(p.timeout),
+        deadline: timeout(o.timeout),
         limit: settings.max_transfer,
     })
 }

@@ -40,6 +40,14 @@ async fn ssh_session(s: &Server) -> String {
     v["session_id"].as_str().unwrap_or_else(|| panic!("{v}")).to_string()
 }
 
+/// An sshd with SFTP, a server for it (with `env`), a session on it, and a work directory.
+async fn sftp_box(env: &[(&str, &str)]) -> (Sshd, Server, String, tempfile::TempDir) {
+    let sshd = Sshd::start_with(|_| SFTP.into()).await;
+    let s = sshd.server_with(env).await;
+    let id = ssh_session(&s).await;
+    (sshd, s, id, tempfile::tempdir().unwrap())
+}
+
 /// Files left beside `target` by a transfer (its temporary files).
 fn leftovers(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
@@ -52,10 +60,7 @@ fn leftovers(dir: &Path) -> Vec<String> {
 
 #[tokio::test]
 async fn text_and_50_mb_of_bytes_go_both_ways_over_the_sessions_own_connection() {
-    let sshd = Sshd::start_with(|_| SFTP.into()).await;
-    let s = sshd.server().await;
-    let id = ssh_session(&s).await;
-    let work = tempfile::tempdir().unwrap();
+    let (_sshd, s, id, work) = sftp_box(&[]).await;
     let dir = work.path().join("dir with spaces");
     std::fs::create_dir(&dir).unwrap();
 
@@ -117,10 +122,7 @@ async fn text_and_50_mb_of_bytes_go_both_ways_over_the_sessions_own_connection()
 
 #[tokio::test]
 async fn writes_are_safe_overwrite_asked_mode_kept_links_refused() {
-    let sshd = Sshd::start_with(|_| SFTP.into()).await;
-    let s = sshd.server().await;
-    let id = ssh_session(&s).await;
-    let work = tempfile::tempdir().unwrap();
+    let (_sshd, s, id, work) = sftp_box(&[]).await;
     let target = work.path().join("app.conf");
     std::fs::write(&target, "old\n").unwrap();
     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o640)).unwrap();
@@ -162,10 +164,7 @@ async fn writes_are_safe_overwrite_asked_mode_kept_links_refused() {
 
 #[tokio::test]
 async fn bad_transfers_get_clear_errors_and_change_nothing() {
-    let sshd = Sshd::start_with(|_| SFTP.into()).await;
-    let s = sshd.server_with(&[("PTY_MCP_MAX_TRANSFER", "8M")]).await;
-    let id = ssh_session(&s).await;
-    let work = tempfile::tempdir().unwrap();
+    let (_sshd, s, id, work) = sftp_box(&[("PTY_MCP_MAX_TRANSFER", "8M")]).await;
     let w = work.path();
     let cases = [
         (json!({"remote_path": w.join("none.txt")}), "download_file", "FILE_NOT_FOUND"),
@@ -324,9 +323,7 @@ async fn a_local_session_transfers_relative_to_its_working_directory() {
 #[tokio::test]
 async fn a_persistent_sessions_files_go_over_the_connection_it_attaches_through() {
     let rt = crate::persistent::Runtime::new();
-    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", crate::persistent::bin_dir().display());
-    let socket = rt.socket.clone();
-    let sshd = Sshd::start_with(move |_| format!("SetEnv PATH={path} AI_TMUX_SOCKET={socket}\n{SFTP}")).await;
+    let sshd = crate::persistent::sshd_with_ai_tmux_at(&rt, None).await;
     let s = sshd.server().await;
     let v = s
         .call(
@@ -368,12 +365,10 @@ async fn transfers_follow_the_policys_path_rules_and_are_audited() {
     let port = crate::harness::free_port();
     let log = setup.path("audit.jsonl");
     let _collector = Collector::start(port, &log).await;
-    let sshd = Sshd::start_with(|_| SFTP.into()).await;
     let mut env = audit_home(setup.dir.path(), port, "strict");
     env.extend(setup.env());
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let s = sshd.server_with(&env).await;
-    let id = ssh_session(&s).await;
+    let (_sshd, s, id, _) = sftp_box(&env).await;
     const SECRET_CONTENT: &str = "listen 443 ssl; # only-in-the-file";
 
     // Denied: nothing written; neither `..` nor a linked directory gets round it.

@@ -173,11 +173,14 @@ async fn sshd_with_ai_tmux(rt: &Runtime) -> Sshd {
     sshd_with_ai_tmux_at(rt, None).await
 }
 
-/// The same, inside a network namespace when given (see `links`).
+/// The same, inside a network namespace when given (see `links`); with SFTP, for file transfers.
 pub async fn sshd_with_ai_tmux_at(rt: &Runtime, netns: Option<(&str, &str)>) -> Sshd {
     let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin_dir().display());
     let socket = rt.socket.clone();
-    Sshd::start_at(netns, move |_| format!("SetEnv PATH={path} AI_TMUX_SOCKET={socket}\n")).await
+    Sshd::start_at(netns, move |_| {
+        format!("SetEnv PATH={path} AI_TMUX_SOCKET={socket}\nSubsystem sftp internal-sftp\n")
+    })
+    .await
 }
 
 #[tokio::test]
