@@ -78,10 +78,14 @@ impl Access {
             Access::Ssh { link, target } => Ok(Fs::Sftp(Arc::new(link.sftp(target).await?))),
             Access::Persistent { current, options, target } => {
                 let held = current.lock().unwrap_or_else(|e| e.into_inner()).upgrade();
-                let link = match held {
-                    Some(link) => link,
-                    None => ssh::connect(options).await?.link(),
-                };
+                if let Some(link) = held {
+                    match link.sftp(target).await {
+                        Ok(sftp) => return Ok(Fs::Sftp(Arc::new(sftp))),
+                        // Gone before the session noticed: a connection of its own, below.
+                        Err(e) => tracing::debug!("the persistent session's connection did not serve SFTP: {e}"),
+                    }
+                }
+                let link = ssh::connect(options).await?.link();
                 Ok(Fs::Sftp(Arc::new(link.sftp(target).await?)))
             }
         }
@@ -313,11 +317,6 @@ pub struct Commit<'a> {
 }
 
 impl Sink {
-    /// The temporary file's path.
-    pub fn temp(&self) -> &str {
-        &self.temp
-    }
-
     /// Writes `data`.
     pub async fn write(&mut self, data: &[u8]) -> io::Result<()> {
         match self.file.as_mut() {
@@ -334,7 +333,7 @@ impl Sink {
     pub async fn commit(mut self, to: Commit<'_>) -> io::Result<Vec<String>> {
         let done = self.finish(&to).await;
         if done.is_err() {
-            self.abort().await;
+            let _ = self.abort().await;
         }
         done
     }
@@ -365,15 +364,17 @@ impl Sink {
         Ok(notes)
     }
 
-    /// Gives up: the temporary file is closed and removed (as far as the link still allows).
-    pub async fn abort(mut self) {
+    /// Gives up: the temporary file is closed and removed. Returns its path when it could not
+    /// be removed (the link is gone).
+    pub async fn abort(mut self) -> Option<String> {
         self.file = None;
         let temp = std::mem::take(&mut self.temp);
-        if !temp.is_empty()
-            && let Err(e) = self.fs.remove(&temp).await
-        {
-            tracing::warn!("the partial file {temp:?} on {} could not be removed: {e}", self.fs.describe());
+        if temp.is_empty() {
+            return None;
         }
+        let e = self.fs.remove(&temp).await.err()?;
+        tracing::warn!("the partial file {temp:?} on {} could not be removed: {e}", self.fs.describe());
+        Some(temp)
     }
 }
 

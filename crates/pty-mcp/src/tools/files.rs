@@ -680,9 +680,7 @@ pub async fn run(plan: Plan, meter: &Meter, stop: CancellationToken) -> Result<O
                     ),
                     s => s,
                 };
-                let temp = sink.temp().to_string();
-                sink.abort().await;
-                let left = fs.lstat(&temp).await.ok().flatten().map(|_| temp);
+                let left = sink.abort().await;
                 return Err(stop.error(&path, plan.deadline, left));
             }
             let owner = existing.and_then(|s| s.uid.zip(s.gid));

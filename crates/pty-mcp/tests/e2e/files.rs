@@ -340,6 +340,13 @@ async fn a_persistent_sessions_files_go_over_the_connection_it_attaches_through(
     let r = s.call("download_file", json!({"session_id": id, "remote_path": target})).await;
     assert_eq!(r["content"], "persistent\n", "{r}");
     assert_eq!(sshd.connection_processes().len(), before, "no new connection for a transfer");
+    // The link is cut (sshd's connection processes killed).
+    for pid in sshd.connection_processes() {
+        assert!(std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap().success());
+    }
+    // Whether or not the session has seen its link go yet, the transfer finds a way.
+    let r = s.call("download_file", json!({"session_id": id, "remote_path": target})).await;
+    assert_eq!(r["content"], "persistent\n", "{r}");
     // After pty-mcp restarts and reattaches, transfers work again.
     s.kill9();
     let s = sshd.server().await;

@@ -28,6 +28,8 @@ const DEPTH: usize = 16;
 
 /// An SFTP session on a channel of its own.
 pub struct Sftp {
+    /// The connection, held for as long as the session is used (it may be one made just for it).
+    link: SshLink,
     raw: Arc<RawSftpSession>,
     extensions: HashMap<String, String>,
     /// `user@host:port`, for messages.
@@ -67,7 +69,7 @@ impl SshLink {
                  an external sftp-server (internal-sftp is immune)"
             ))
         })?;
-        Ok(Sftp { raw: Arc::new(raw), extensions: version.extensions, target: target.to_string() })
+        Ok(Sftp { link: self.clone(), raw: Arc::new(raw), extensions: version.extensions, target: target.to_string() })
     }
 }
 
@@ -208,6 +210,13 @@ impl Sftp {
 
     /// Removes the file `path`.
     pub async fn remove(&self, path: &str) -> io::Result<()> {
+        // Over a connection that is gone a request would wait out its whole timeout.
+        if self.link.is_closed() {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                format!("cannot remove {path:?}: the SSH connection was lost"),
+            ));
+        }
         self.raw.remove(path).await.map(drop).map_err(|e| error(e, "cannot remove", path))
     }
 
