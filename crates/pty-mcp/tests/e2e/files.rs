@@ -199,10 +199,10 @@ async fn bad_transfers_get_clear_errors_and_change_nothing() {
     assert!(e["code"] == "TOO_LARGE" && e["message"].as_str().unwrap().contains("--max-transfer"), "{e}");
     let huge = w.join("huge.img");
     std::fs::File::create(&huge).unwrap().set_len(2 << 30).unwrap();
-    let t = std::time::Instant::now();
     let e = s.call_err("download_file", json!({"session_id": id, "remote_path": huge})).await;
     assert_eq!(e["code"], "TOO_LARGE", "{e}");
-    assert!(t.elapsed() < std::time::Duration::from_secs(5), "refused before reading");
+    // Refused on its size, not stopped part-way through reading it.
+    assert!(!e["message"].as_str().unwrap().contains("while it was read"), "{e}");
     std::fs::remove_file(&over).unwrap();
     std::fs::remove_file(&huge).unwrap();
 
@@ -325,13 +325,7 @@ async fn a_persistent_sessions_files_go_over_the_connection_it_attaches_through(
     let rt = crate::persistent::Runtime::new();
     let sshd = crate::persistent::sshd_with_ai_tmux_at(&rt, None).await;
     let s = sshd.server().await;
-    let v = s
-        .call(
-            "create_ssh_session",
-            json!({"host": "testbox", "persistent": true, "command": "bash --norc --noprofile"}),
-        )
-        .await;
-    let id = v["session_id"].as_str().unwrap().to_string();
+    let (id, _) = crate::persistent::remote_bash(&s).await;
     let work = tempfile::tempdir().unwrap();
     let target = work.path().join("kept.txt");
     let r = s.call("upload_file", json!({"session_id": id, "remote_path": target, "content": "persistent\n"})).await;
@@ -340,10 +334,7 @@ async fn a_persistent_sessions_files_go_over_the_connection_it_attaches_through(
     let r = s.call("download_file", json!({"session_id": id, "remote_path": target})).await;
     assert_eq!(r["content"], "persistent\n", "{r}");
     assert_eq!(sshd.connection_processes().len(), before, "no new connection for a transfer");
-    // The link is cut (sshd's connection processes killed).
-    for pid in sshd.connection_processes() {
-        assert!(std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap().success());
-    }
+    sshd.cut_connections();
     // Whether or not the session has seen its link go yet, the transfer finds a way.
     let r = s.call("download_file", json!({"session_id": id, "remote_path": target})).await;
     assert_eq!(r["content"], "persistent\n", "{r}");
@@ -358,7 +349,7 @@ async fn a_persistent_sessions_files_go_over_the_connection_it_attaches_through(
 
 #[tokio::test]
 async fn transfers_follow_the_policys_path_rules_and_are_audited() {
-    use crate::audit::{Collector, audit_home, events, wait_until};
+    use crate::audit::{events, wait_until};
     let work = tempfile::tempdir().unwrap();
     let (protected, asked) = (work.path().join("etc"), work.path().join("srv"));
     std::fs::create_dir(&protected).unwrap();
@@ -369,11 +360,7 @@ async fn transfers_follow_the_policys_path_rules_and_are_audited() {
         protected.display(),
         asked.display()
     ));
-    let port = crate::harness::free_port();
-    let log = setup.path("audit.jsonl");
-    let _collector = Collector::start(port, &log).await;
-    let mut env = audit_home(setup.dir.path(), port, "strict");
-    env.extend(setup.env());
+    let (_collector, log, env) = setup.audited().await;
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let (_sshd, s, id, _) = sftp_box(&env).await;
     const SECRET_CONTENT: &str = "listen 443 ssl; # only-in-the-file";

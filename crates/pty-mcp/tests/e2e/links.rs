@@ -255,13 +255,7 @@ async fn a_persistent_session_outlives_a_dead_link_with_nothing_lost_or_doubled(
     let stall = Duration::from_secs(std::env::var("FAULT_STALL_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3));
     let Some((ns, sshd, relay)) = setup(Some(&rt)).await else { return };
     let s = sshd.server().await;
-    let v = s
-        .call(
-            "create_ssh_session",
-            json!({"host": "testbox", "persistent": true, "command": "bash --norc --noprofile"}),
-        )
-        .await;
-    let id = v["session_id"].as_str().unwrap().to_string();
+    let (id, _) = crate::persistent::remote_bash(&s).await;
     assert_eq!(output(&s.input(&id, "echo linked").await), "linked\n");
     let job = "for i in $(seq 1 120); do echo n$i; sleep 0.05; done; echo END";
     let r = s.call("send_input", json!({"session_id": id, "input": job, "timeout_ms": 0})).await;

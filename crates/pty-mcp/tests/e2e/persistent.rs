@@ -168,6 +168,13 @@ async fn send_secret_through(s: &Server, id: &str) {
     assert!(!got.contains(SECRET.trim()), "{got}");
 }
 
+/// A bash (no startup files) in the ai-tmux of sshd `testbox`: its session id, and the reply.
+pub async fn remote_bash(s: &Server) -> (String, Value) {
+    let args = json!({"host": "testbox", "persistent": true, "command": "bash --norc --noprofile"});
+    let v = s.call("create_ssh_session", args).await;
+    (v["session_id"].as_str().unwrap_or_else(|| panic!("{v}")).to_string(), v)
+}
+
 /// sshd whose sessions find the built ai-tmux on PATH and keep their daemon in `rt`.
 async fn sshd_with_ai_tmux(rt: &Runtime) -> Sshd {
     sshd_with_ai_tmux_at(rt, None).await
@@ -188,13 +195,7 @@ async fn an_ssh_job_survives_a_killed_pty_mcp_and_a_cut_link() {
     let rt = Runtime::new();
     let sshd = sshd_with_ai_tmux(&rt).await;
     let s = sshd.server().await;
-    let v = s
-        .call(
-            "create_ssh_session",
-            json!({"host": "testbox", "persistent": true, "command": "bash --norc --noprofile"}),
-        )
-        .await;
-    let id = v["session_id"].as_str().unwrap().to_string();
+    let (id, v) = remote_bash(&s).await;
     assert_eq!(v["type"], "remote", "{v}");
     assert!(v["target"].as_str().unwrap().starts_with("root@127.0.0.1:"), "{v}");
     let r = s.input(&id, "echo over-$((40+2))").await;
@@ -215,11 +216,7 @@ async fn an_ssh_job_survives_a_killed_pty_mcp_and_a_cut_link() {
     assert_eq!(lines_with(&seen, "tick"), ["tick1", "tick2", "tick3", "tick4", "tick5"], "{seen:?}");
     s.input_until(&id, "sleep 1; echo remote-ready", "^remote-ready").await;
     // The link is cut (sshd's connection processes killed): the next call reattaches.
-    let connections = sshd.connection_processes();
-    assert!(!connections.is_empty(), "no SSH connection to cut");
-    for pid in connections {
-        assert!(std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap().success());
-    }
+    sshd.cut_connections();
     // The call in flight may see the cut (state disconnected) or beat it; either way the line is
     // typed once: what the lost link swallowed is sent again on reattaching, and the daemon
     // skips what it already had.

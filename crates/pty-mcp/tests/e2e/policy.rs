@@ -56,6 +56,17 @@ impl Setup {
         ]
     }
 
+    /// A collector of its own, and this policy's environment with strict auditing to it: the
+    /// collector (stopped when dropped), its log, the environment.
+    pub async fn audited(&self) -> (crate::audit::Collector, PathBuf, Vec<(String, String)>) {
+        let port = crate::harness::free_port();
+        let log = self.path("audit.jsonl");
+        let collector = crate::audit::Collector::start(port, &log).await;
+        let mut env = crate::audit::audit_home(self.dir.path(), port, "strict");
+        env.extend(self.env());
+        (collector, log, env)
+    }
+
     async fn server(&self) -> Server {
         let env = self.env();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -281,13 +292,9 @@ async fn start_and_fail(setup: &Setup) -> String {
 
 #[tokio::test]
 async fn decisions_are_audited() {
-    use crate::audit::{Collector, audit_home, wait_until};
+    use crate::audit::wait_until;
     let setup = Setup::new(&format!("{DENY_TOUCH}\n[[rule]]\naction = \"ask\"\nmatch = '^mkdir\\b'\n"));
-    let port = crate::harness::free_port();
-    let log = setup.path("audit.jsonl");
-    let _collector = Collector::start(port, &log).await;
-    let mut env = audit_home(setup.dir.path(), port, "strict");
-    env.extend(setup.env());
+    let (_collector, log, env) = setup.audited().await;
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let s = Server::start_with_env(&env).await;
     let id = s.bash().await;

@@ -127,6 +127,15 @@ impl Sshd {
         Server::start_with_env(&env).await
     }
 
+    /// Cuts the link: kills (SIGKILL) every sshd process serving a connection.
+    pub fn cut_connections(&self) {
+        let connections = self.connection_processes();
+        assert!(!connections.is_empty(), "no SSH connection to cut");
+        for pid in connections {
+            assert!(std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap().success());
+        }
+    }
+
     /// The sshd processes serving connections (children of the listener).
     pub fn connection_processes(&self) -> Vec<i32> {
         let main = self.child.id().unwrap() as i32;

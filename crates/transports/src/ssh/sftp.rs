@@ -41,7 +41,8 @@ impl SshLink {
     ///
     /// # Errors
     /// [`SshError::Unsupported`] when the server has no SFTP subsystem (the message says how to
-    /// enable it); [`SshError::Other`] when it refuses the channel or the session does not start.
+    /// enable it); [`SshError::Connect`] when the connection is gone; [`SshError::Other`] when it
+    /// refuses the channel or the session does not start.
     pub async fn sftp(&self, target: &str) -> Result<Sftp, SshError> {
         let mut channel = open_session(&self.0.handle).await?;
         let refused = || {
@@ -50,12 +51,15 @@ impl SshLink {
                  \"Subsystem sftp internal-sftp\" (or the path of sftp-server)"
             ))
         };
-        channel.request_subsystem(true, "sftp").await.map_err(|_| refused())?;
+        // Only the server's "no" is a refusal; a channel that goes away is a lost connection.
+        let lost = || SshError::Connect(format!("the SSH connection to {target} was lost"));
+        channel.request_subsystem(true, "sftp").await.map_err(|_| lost())?;
         let answer = tokio::time::timeout(std::time::Duration::from_secs(REQUEST_TIMEOUT_SECS), async {
             loop {
                 match channel.wait().await {
                     Some(ChannelMsg::Success) => return Ok(()),
-                    Some(ChannelMsg::Failure) | Some(ChannelMsg::Close) | None => return Err(refused()),
+                    Some(ChannelMsg::Failure) => return Err(refused()),
+                    Some(ChannelMsg::Close) | None => return Err(lost()),
                     Some(_) => {}
                 }
             }
